@@ -1,0 +1,3 @@
+"""lr-advisor: a diagnostic linter and advisor for PyTorch training scripts."""
+
+__version__ = "0.1.0"
