@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from advisor.facts.extract import FactsExtractor
 from advisor.facts.model import FileFacts
 
 
 def extract_facts(module: cst.Module, path: str = "<string>") -> FileFacts:
-    return FileFacts(path=path, module=module)
+    """Walk `module` once and return what it does with models, optimizers, losses and data."""
+    return FactsExtractor(module, path).run()

@@ -1,0 +1,385 @@
+"""What a name or expression holds: an optimizer, a model, a loss, a one-shot iterator...
+
+Resolved from the facts (bindings, imports, local definitions, call sites), never by running
+anything. Where the answer is not known, the value is UNKNOWN and rules stay quiet.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+
+from advisor.facts.model import Binding, ClassInfo, Expr, FileFacts, Function, Scope
+
+OPTIMIZER = "optimizer"
+SCHEDULER = "scheduler"
+MODULE = "module"  # an nn.Module instance (layer, Sequential, local subclass)
+MODEL_FN = "model-function"  # def model(x): return x @ w.t() + b
+LOSS_FN = "loss"
+ITERATOR = "iterator"  # one-shot: generator, iter(), map/zip/filter, genexpr
+DATALOADER = "dataloader"
+DATASET = "dataset"
+SEQUENCE = "sequence"
+RANGE = "range"
+TENSOR = "tensor"
+COPY = "copy"
+LOADED = "loaded"
+FUNCTION = "function"
+CLASS = "class"
+INSTANCE = "instance"
+LITERAL = "literal"
+PARAMS = "parameters"  # model.parameters(), [w, b]
+UNDEFINED = "undefined"
+UNKNOWN = "unknown"
+
+BUILTIN_NAMES = frozenset(dir(builtins)) | {"display", "get_ipython", "In", "Out", "__file__"}
+ONE_SHOT_BUILTINS = frozenset({"iter", "map", "zip", "filter", "enumerate", "reversed"})
+ENDLESS_ITERTOOLS = frozenset({"cycle", "count", "repeat"})
+SAME_MODULE_METHODS = frozenset(
+    {"to", "cuda", "cpu", "double", "float", "half", "bfloat16", "train", "eval", "requires_grad_"}
+)
+TENSOR_FACTORIES = frozenset(
+    {
+        "tensor",
+        "as_tensor",
+        "from_numpy",
+        "randn",
+        "rand",
+        "zeros",
+        "ones",
+        "empty",
+        "normal",
+        "arange",
+        "linspace",
+        "full",
+        "randint",
+        "zeros_like",
+        "ones_like",
+        "randn_like",
+        "rand_like",
+        "eye",
+        "stack",
+        "cat",
+    }
+)
+FUNCTIONAL_LOSSES = frozenset(
+    {
+        "mse_loss",
+        "l1_loss",
+        "smooth_l1_loss",
+        "huber_loss",
+        "cross_entropy",
+        "nll_loss",
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "kl_div",
+        "poisson_nll_loss",
+        "gaussian_nll_loss",
+        "soft_margin_loss",
+        "margin_ranking_loss",
+        "hinge_embedding_loss",
+        "cosine_embedding_loss",
+    }
+)
+MODULE_BASES = ("torch.nn.Module", "torch.nn.modules.module.Module")
+_MAX_DEPTH = 6
+
+
+@dataclass(frozen=True)
+class Value:
+    kind: str
+    detail: str = ""  # class or function name: "SGD", "Linear", "mse_loss"
+    expr: Expr | None = None  # the expression that made it
+    source: str | None = None  # COPY: the copied name; PARAMS: the module whose parameters
+
+
+def lookup(facts: FileFacts, name: str, scope: Scope) -> tuple[list[Binding], Scope | None]:
+    """Python's scoping: local if bound here, else enclosing functions, else module."""
+    current: Scope | None = scope
+    if name in scope.globals:
+        current = facts.scope
+    while current is not None:
+        if current.kind != "class" or current is scope:
+            found = current.bindings.get(name)
+            if found:
+                return found, current
+        current = current.parent
+    return [], None
+
+
+def find_function(facts: FileFacts, text: str | None, scope: Scope) -> Function | None:
+    """The function or method defined in this file that a call's callee names."""
+    if not text:
+        return None
+    if "." not in text:
+        bindings, where = lookup(facts, text, scope)
+        if where is None:
+            return None
+        for binding in reversed(bindings):
+            if binding.kind == "def":
+                prefix = ""
+                if where.function is not None:
+                    prefix = where.function.qualname + ".<locals>."
+                return facts.functions.get(prefix + text)
+            if binding.kind in ("assign", "param"):
+                for value in values_of_binding(facts, binding, where, 1):
+                    if value.kind in (FUNCTION, MODEL_FN, LOSS_FN) and value.detail in facts.functions:
+                        return facts.functions[value.detail]
+        return None
+    owner, _, method = text.rpartition(".")
+    info = class_of(facts, owner, scope)
+    if info is not None:
+        return find_method(facts, info, method)
+    return None
+
+
+def find_method(facts: FileFacts, info: ClassInfo, name: str) -> Function | None:
+    seen: set[str] = set()
+    while info is not None and info.name not in seen:
+        seen.add(info.name)
+        if name in info.methods:
+            return info.methods[name]
+        info = next(
+            (facts.classes[b.text] for b in info.bases if b.text in facts.classes),
+            None,
+        )
+    return None
+
+
+def class_of(facts: FileFacts, text: str, scope: Scope) -> ClassInfo | None:
+    """The local class of `self` inside a method, or of a name bound to a local instance."""
+    function = scope.function
+    if text in ("self", "cls") and function is not None and function.class_name:
+        return facts.classes.get(function.class_name)
+    if "." in text:
+        return None
+    bindings, where = lookup(facts, text, scope)
+    for binding in bindings:
+        if binding.kind == "assign" and binding.value is not None and binding.value.call:
+            callee = binding.value.call.text
+            if callee in facts.classes:
+                return facts.classes[callee]
+    return None
+
+
+def is_module_class(facts: FileFacts, info: ClassInfo, depth: int = 0) -> bool:
+    if depth > _MAX_DEPTH:
+        return False
+    for base in info.bases:
+        qualified = facts.qualify(base.text) or ""
+        if qualified in MODULE_BASES or qualified.endswith("LightningModule"):
+            return True
+        if base.text in facts.classes and is_module_class(facts, facts.classes[base.text], depth + 1):
+            return True
+    return False
+
+
+def values_of_binding(facts: FileFacts, binding: Binding, scope: Scope, depth: int) -> list[Value]:
+    if binding.kind in ("assign", "with") and binding.value is not None:
+        return values_of(facts, binding.value, scope, depth + 1)
+    if binding.kind == "def":
+        prefix = scope.function.qualname + ".<locals>." if scope.function is not None else ""
+        function = facts.functions.get(prefix + binding.name)
+        if function is not None:
+            return [function_value(facts, function)]
+        return [Value(UNKNOWN)]
+    if binding.kind == "class":
+        return [Value(CLASS, binding.name)]
+    if binding.kind == "import":
+        return [Value(UNKNOWN, facts.imports.get(binding.name, binding.name))]
+    if binding.kind == "param" and scope.function is not None:
+        return param_values(facts, scope.function, binding.name, depth + 1)
+    return [Value(UNKNOWN)]
+
+
+def function_value(facts: FileFacts, function: Function) -> Value:
+    """A local function as a value: a model function, a loss function or just a function."""
+    lowered = function.name.lower()
+    if any(word in lowered for word in ("loss", "mse", "criterion", "cost")):
+        return Value(LOSS_FN, function.qualname)
+    if not function.is_generator and any(_looks_like_forward(r) for r in function.returns):
+        return Value(MODEL_FN, function.qualname)
+    return Value(FUNCTION, function.qualname)
+
+
+def _looks_like_forward(expr: Expr) -> bool:
+    """`x @ w.t() + b`, `torch.matmul(X, w) + b`: a linear model's prediction."""
+    if "MatrixMultiply" in expr.ops:
+        return True
+    return any((c.text or "").rsplit(".", 1)[-1] in ("matmul", "mm", "linear") for c in expr.calls)
+
+
+def param_values(facts: FileFacts, function: Function, name: str, depth: int) -> list[Value]:
+    """The values a parameter receives at the call sites of its function in this file."""
+    if name not in function.call_params:
+        return [Value(UNKNOWN)]
+    index = function.call_params.index(name)
+    values: list[Value] = []
+    for call, stmt in facts.calls.get(function.name, []):
+        if find_function(facts, call.text, stmt.scope) is not function:
+            continue
+        arg = call.arg(index, name)
+        if arg is None:
+            values.append(Value(UNKNOWN))
+        else:
+            values.extend(values_of(facts, arg, stmt.scope, depth + 1))
+    return values or [Value(UNKNOWN, "parameter")]
+
+
+def values_of(facts: FileFacts, expr: Expr, scope: Scope, depth: int = 0) -> list[Value]:
+    """Every value the expression may hold (one per reaching binding or call site)."""
+    if depth > _MAX_DEPTH:
+        return [Value(UNKNOWN)]
+    kind = expr.kind
+    if kind == "name":
+        bindings, where = lookup(facts, expr.text, scope)
+        if not bindings:
+            if expr.text in BUILTIN_NAMES or expr.text in facts.imports:
+                return [Value(UNKNOWN, expr.text)]
+            if facts.star_imports or facts.dynamic_names:
+                return [Value(UNKNOWN)]
+            return [Value(UNDEFINED, expr.text, expr)]
+        out: list[Value] = []
+        for binding in bindings:
+            out.extend(values_of_binding(facts, binding, where, depth))
+        return out
+    if kind == "attr":
+        return _attribute_values(facts, expr, scope, depth)
+    if kind == "call":
+        return _call_values(facts, expr, scope, depth)
+    if kind == "genexpr":
+        return [Value(ITERATOR, "generator expression", expr)]
+    if kind in ("list", "tuple", "set", "dict"):
+        return [Value(SEQUENCE, kind, expr)]
+    if kind == "literal":
+        return [Value(LITERAL, "", expr)]
+    return [Value(UNKNOWN, "", expr)]
+
+
+def _attribute_values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list[Value]:
+    text = expr.text
+    if text:
+        qualified = facts.qualify(text)
+        if qualified and qualified.startswith("torch.nn.functional."):
+            last = qualified.rsplit(".", 1)[-1]
+            if last in FUNCTIONAL_LOSSES:
+                return [Value(LOSS_FN, last, expr)]
+        owner, _, attr = text.rpartition(".")
+        if owner in ("self", "cls"):
+            info = class_of(facts, owner, scope)
+            if info is not None and attr in info.attributes:
+                out: list[Value] = []
+                for value in info.attributes[attr]:
+                    method_scope = _init_scope(facts, info) or scope
+                    out.extend(values_of(facts, value, method_scope, depth + 1))
+                return out
+    return [Value(UNKNOWN, "", expr)]
+
+
+def _init_scope(facts: FileFacts, info: ClassInfo) -> Scope | None:
+    init = info.methods.get("__init__")
+    return init.scope if init is not None else None
+
+
+def _call_values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list[Value]:
+    call = expr.call
+    text = call.text
+    qualified = facts.qualify(text) or ""
+    last = (text or "").rsplit(".", 1)[-1]
+    if qualified:
+        if qualified.startswith("torch.optim.lr_scheduler.") or ".lr_scheduler." in qualified:
+            return [Value(SCHEDULER, last, expr)]
+        if qualified.startswith("torch.optim.") and last[:1].isupper():
+            return [Value(OPTIMIZER, last, expr)]
+        if qualified.startswith("torch.nn.") and last[:1].isupper() and ".functional" not in qualified:
+            if last.endswith("Loss"):
+                return [Value(LOSS_FN, last, expr)]
+            if last == "Parameter":
+                return [Value(TENSOR, last, expr)]
+            return [Value(MODULE, last, expr)]
+        if qualified == "torch.utils.data.DataLoader" or last == "DataLoader":
+            return [Value(DATALOADER, last, expr)]
+        if last.endswith("Dataset"):
+            return [Value(DATASET, last, expr)]
+        if qualified in ("copy.deepcopy", "copy.copy"):
+            source = call.args[0].text if call.args else None
+            return [Value(COPY, last, expr, source)]
+        if qualified == "torch.load":
+            return [Value(LOADED, last, expr)]
+        if qualified.startswith("itertools."):
+            return [Value(UNKNOWN if last in ENDLESS_ITERTOOLS else ITERATOR, last, expr)]
+        if qualified.startswith(("torch.", "numpy.")) and last in TENSOR_FACTORIES:
+            return [Value(TENSOR, last, expr)]
+        return [Value(UNKNOWN, qualified, expr)]
+    if text and "." not in text:
+        bindings, _ = lookup(facts, text, scope)
+        if not bindings:
+            if text in ONE_SHOT_BUILTINS:
+                return [Value(ITERATOR, text, expr)]
+            if text == "range":
+                return [Value(RANGE, text, expr)]
+            if text in ("list", "tuple", "sorted", "set", "dict"):
+                return [Value(SEQUENCE, text, expr)]
+        if text in facts.classes:
+            info = facts.classes[text]
+            if is_module_class(facts, info):
+                return [Value(MODULE, text, expr)]
+            lowered = text.lower()
+            if "loss" in lowered or "mse" in lowered or "criterion" in lowered:
+                return [Value(LOSS_FN, text, expr)]
+            if "dataset" in lowered:
+                return [Value(DATASET, text, expr)]
+            return [Value(INSTANCE, text, expr)]
+    function = find_function(facts, text, scope)
+    if function is not None:
+        if function.is_generator:
+            return [Value(ITERATOR, function.name, expr)]
+        out: list[Value] = []
+        for returned in function.returns:
+            out.extend(values_of(facts, returned, function.scope, depth + 1))
+        return out or [Value(UNKNOWN, "", expr)]
+    method = call.method
+    receiver = call.receiver
+    if method and receiver is not None:
+        if method == "parameters" or method == "named_parameters":
+            return [Value(PARAMS, method, expr, receiver.text)]
+        if method in SAME_MODULE_METHODS:
+            return values_of(facts, receiver, scope, depth + 1)
+        if method in ("detach", "clone", "float", "double", "reshape", "view", "t"):
+            return [Value(TENSOR, method, expr)]
+    return [Value(UNKNOWN, "", expr)]
+
+
+def kinds(facts: FileFacts, expr: Expr | None, scope: Scope) -> set[str]:
+    if expr is None:
+        return {UNKNOWN}
+    return {value.kind for value in values_of(facts, expr, scope)}
+
+
+def is_kind(facts: FileFacts, expr: Expr | None, scope: Scope, kind: str) -> bool:
+    """True when every value the expression may hold is of this kind."""
+    found = kinds(facts, expr, scope)
+    return found == {kind}
+
+
+def text_values(facts: FileFacts, text: str | None, scope: Scope) -> list[Value]:
+    """Values of a dotted text such as `opt` or `self.optimizer`."""
+    if not text:
+        return [Value(UNKNOWN)]
+    if "." not in text:
+        bindings, where = lookup(facts, text, scope)
+        if not bindings:
+            return [Value(UNDEFINED if text not in BUILTIN_NAMES else UNKNOWN, text)]
+        out: list[Value] = []
+        for binding in bindings:
+            out.extend(values_of_binding(facts, binding, where, 0))
+        return out
+    owner, _, attr = text.rpartition(".")
+    if owner in ("self", "cls"):
+        info = class_of(facts, owner, scope)
+        if info is not None and attr in info.attributes:
+            out = []
+            for value in info.attributes[attr]:
+                out.extend(values_of(facts, value, _init_scope(facts, info) or scope, 1))
+            return out
+    return [Value(UNKNOWN)]
