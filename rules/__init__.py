@@ -3,5 +3,36 @@
 from __future__ import annotations
 
 from advisor.rule import Rule
+from rules import (
+    accumulated_loss_tensor,
+    exhausted_iterator,
+    loss_argument_order,
+    missing_zero_grad,
+    reused_layer,
+    update_outside_no_grad,
+    wrong_model_variable,
+    zero_grad_before_step,
+)
 
-ALL_RULES: tuple[Rule, ...] = ()
+ALL_RULES: tuple[Rule, ...] = tuple(
+    sorted(
+        (
+            missing_zero_grad.RULE,
+            zero_grad_before_step.RULE,
+            update_outside_no_grad.RULE,
+            accumulated_loss_tensor.RULE,
+            exhausted_iterator.RULE,
+            wrong_model_variable.RULE,
+            loss_argument_order.RULE,
+            reused_layer.RULE,
+        ),
+        key=lambda rule: rule.id,
+    )
+)
+BY_ID = {rule.id: rule for rule in ALL_RULES}
+BY_NAME = {rule.name: rule for rule in ALL_RULES}
+
+
+def find_rule(key: str) -> Rule | None:
+    """A rule by id (any case) or name."""
+    return BY_ID.get(key.upper()) or BY_NAME.get(key.lower())

@@ -121,10 +121,20 @@ def callee_kinds(facts: FileFacts, call: Call, scope: Scope) -> set[str]:
     return found
 
 
+MODEL_WORDS = ("model", "net", "network", "regressor")
+
+
 def is_model_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
+    """A call of a model: by construction, or by name where the construction is out of sight."""
     if call.text == "self":
         return True
-    return bool(callee_kinds(facts, call, scope) & MODEL_KINDS)
+    found = callee_kinds(facts, call, scope)
+    if found & MODEL_KINDS:
+        return True
+    if found - {v.UNKNOWN, v.UNDEFINED}:
+        return False
+    name = _last(call.text)
+    return name.startswith(MODEL_WORDS) or name.endswith(MODEL_WORDS)
 
 
 def is_loss_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
