@@ -209,6 +209,7 @@ class FileFacts:
     calls: dict[str, list[tuple[Call, Stmt]]] = field(default_factory=dict)  # by last name
     loops: list[Loop] = field(default_factory=list)  # every loop of every scope
     stmts: list[Stmt] = field(default_factory=list)  # every statement, in file order
+    memo: dict = field(default_factory=dict)  # answers of the value queries, per file
 
     def qualify(self, text: str | None) -> str | None:
         """`to.optim.SGD` -> `torch.optim.SGD` through the file's imports; None if not imported."""

@@ -107,10 +107,17 @@ def lookup(facts: FileFacts, name: str, scope: Scope) -> tuple[list[Binding], Sc
     return [], None
 
 
-def find_function(facts: FileFacts, text: str | None, scope: Scope) -> Function | None:
+def find_function(
+    facts: FileFacts, text: str | None, scope: Scope, depth: int = 0
+) -> Function | None:
     """The function or method defined in this file that a call's callee names."""
-    if not text:
+    if not text or depth > _MAX_DEPTH:
         return None
+    if depth == 0:
+        key = ("function", text, id(scope))
+        if key not in facts.memo:
+            facts.memo[key] = find_function(facts, text, scope, 1)
+        return facts.memo[key]
     if "." not in text:
         bindings, where = lookup(facts, text, scope)
         if where is None:
@@ -122,7 +129,7 @@ def find_function(facts: FileFacts, text: str | None, scope: Scope) -> Function 
                     prefix = where.function.qualname + ".<locals>."
                 return facts.functions.get(prefix + text)
             if binding.kind in ("assign", "param"):
-                for value in values_of_binding(facts, binding, where, 1):
+                for value in values_of_binding(facts, binding, where, depth + 1):
                     if value.kind in (FUNCTION, MODEL_FN, LOSS_FN) and value.detail in facts.functions:
                         return facts.functions[value.detail]
         return None
@@ -216,7 +223,7 @@ def param_values(facts: FileFacts, function: Function, name: str, depth: int) ->
     index = function.call_params.index(name)
     values: list[Value] = []
     for call, stmt in facts.calls.get(function.name, []):
-        if find_function(facts, call.text, stmt.scope) is not function:
+        if find_function(facts, call.text, stmt.scope, depth + 1) is not function:
             continue
         arg = call.arg(index, name)
         if arg is None:
@@ -230,6 +237,11 @@ def values_of(facts: FileFacts, expr: Expr, scope: Scope, depth: int = 0) -> lis
     """Every value the expression may hold (one per reaching binding or call site)."""
     if depth > _MAX_DEPTH:
         return [Value(UNKNOWN)]
+    if depth == 0:
+        key = ("values", id(expr), id(scope))
+        if key not in facts.memo:
+            facts.memo[key] = values_of(facts, expr, scope, 1)
+        return facts.memo[key]
     kind = expr.kind
     if kind == "name":
         bindings, where = lookup(facts, expr.text, scope)
@@ -330,7 +342,7 @@ def _call_values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list
             if "dataset" in lowered:
                 return [Value(DATASET, text, expr)]
             return [Value(INSTANCE, text, expr)]
-    function = find_function(facts, text, scope)
+    function = find_function(facts, text, scope, depth + 1)
     if function is not None:
         if function.is_generator:
             return [Value(ITERATOR, function.name, expr)]
