@@ -36,6 +36,11 @@ def _clears_for(facts: FileFacts, zero: Occurrence, update: Occurrence) -> bool:
     return event.target in optimizer_tensors(facts, optimizer, scope)
 
 
+def _after_own_update(facts: FileFacts, between: list[Occurrence], zero: Occurrence) -> bool:
+    """The clearing follows an update that already used these gradients: routine cleanup."""
+    return any(is_update(facts, o) and _clears_for(facts, zero, o) for o in between)
+
+
 def _scopes(facts: FileFacts) -> Iterator[Scope]:
     yield facts.scope
     for function in facts.functions.values():
@@ -68,6 +73,7 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
                         and zero.always_with(later)
                         and zero.compatible(backward)
                         and _clears_for(facts, zero, later)
+                        and not _after_own_update(facts, events[start + 1 : zero.index], zero)
                     ):
                         if first_zero is None or zero.index < first_zero[0].index:
                             first_zero = (zero, later)
@@ -215,6 +221,16 @@ for xb, yb in loader:
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
+""",
+        """
+import torch
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+loss = loss_fn(model(X), y)
+loss.backward()
+opt.step()
+opt.zero_grad()
+if extra_step:
+    opt.step()
 """,
     ),
     check=check,
