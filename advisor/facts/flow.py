@@ -69,12 +69,14 @@ class _Walker:
         by_call = {id(event.call): event for event in stmt.events if event.call is not None}
         for call in stmt.calls:
             event = by_call.get(id(call))
-            if event is not None:
+            local = find_function(self.facts, call.text, stmt.scope)
+            if event is not None and not (local is not None and event.kind is EventKind.STEP):
+                # a `.step()` of a class of this file is entered below, not an optimizer step
                 self.emit(event, stmt, top, path, loops, quiet, via)
-            callees = [find_function(self.facts, call.text, stmt.scope)]
+            callees = [local]
             if event is not None and event.kind is EventKind.STEP:
                 # opt.step(closure): the closure runs inside the step
-                callees = [find_function(self.facts, arg.text, stmt.scope) for arg in call.args]
+                callees += [find_function(self.facts, arg.text, stmt.scope) for arg in call.args]
             for callee in callees:
                 if callee is not None and not callee.is_generator:
                     self.enter(callee, stmt, top, path, loops, quiet, via, stack)
