@@ -9,6 +9,7 @@ from advisor.facts.flow import occurrences
 from advisor.facts.model import Call, EventKind, FileFacts, Scope, Stmt
 from advisor.facts.training import (
     MODEL_WORDS,
+    PARAMETERISED_LAYERS,
     is_loss_call,
     is_model_call,
     is_update,
@@ -130,6 +131,15 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
             )
 
 
+def _is_model(facts: FileFacts, value: v.Value) -> bool:
+    """A module with parameters: a layer, a container, or a module class of this file."""
+    if value.kind != v.MODULE:
+        return False
+    if value.detail in PARAMETERISED_LAYERS or value.detail in ("Sequential", "ModuleList"):
+        return True
+    return value.detail in facts.classes
+
+
 def _names(trained: set[str]) -> str:
     shown = sorted(n for n in trained if "." not in n or n.startswith("self."))
     return " / ".join(f"`{n}`" for n in shown[:3]) or "another model"
@@ -154,6 +164,8 @@ def _suspect(facts, call: Call, stmt: Stmt, name: str, start: int, identities, t
         return "a copy of the model taken before training"
     if kinds - _MODEL_KINDS or not kinds:
         return None
+    if not all(_is_model(facts, value) for value in values):
+        return None  # an activation, a ground-truth function...: not a model that trains
     own = {(x.kind, x.detail, id(x.expr.node) if x.expr else None) for x in values}
     if own & identities:
         return None
@@ -288,6 +300,17 @@ torch.save(model.state_dict(), "m.pt")
 restored = torch.nn.Linear(2, 1)
 restored.load_state_dict(torch.load("m.pt"))
 print(restored(X))
+""",
+        """
+import torch
+model = torch.nn.Linear(2, 1)
+softmax = torch.nn.Softmax(dim=1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(100):
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(model(X), y).backward()
+    opt.step()
+probs = softmax(logits)
 """,
         """
 import torch

@@ -71,12 +71,15 @@ def is_update(facts: FileFacts, occurrence: Occurrence) -> bool:
 
 def training_loops(facts: FileFacts) -> list[tuple[Loop, list[Occurrence]]]:
     """Loops whose iteration runs backward() and an update, with their events."""
+    if "training_loops" in facts.memo:
+        return facts.memo["training_loops"]
     found = []
     for loop in facts.loops:
         events = loop_occurrences(facts, loop)
         has_backward = any(o.kind is EventKind.BACKWARD for o in events)
         if has_backward and any(is_update(facts, o) for o in events):
             found.append((loop, events))
+    facts.memo["training_loops"] = found
     return found
 
 
