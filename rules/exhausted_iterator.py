@@ -51,11 +51,29 @@ def _epoch_loops(inner: Loop, facts: FileFacts) -> list[Loop]:
     return [outer for outer in inner.loops if not _single_pass(outer, facts)]
 
 
+# Calls that iterate their argument when they are iterated: `for i, b in enumerate(batches)`.
+_WRAPPERS = frozenset({"enumerate", "zip", "tqdm", "trange", "iter", "list", "tuple", "sorted"})
+
+
+def _iterated_name(loop: Loop) -> str | None:
+    """The name a for loop consumes, directly or through enumerate()/tqdm()/zip()."""
+    iterable = loop.iter
+    if loop.kind != "for":
+        return None
+    while iterable is not None and iterable.kind != "name":
+        call = iterable.call
+        if call is None or (call.text or "").rsplit(".", 1)[-1] not in _WRAPPERS:
+            return None
+        inner = [arg for arg in call.args if arg.kind in ("name", "call")]
+        iterable = inner[0] if len(inner) == 1 else None
+    return iterable.text if iterable is not None else None
+
+
 def check(facts: FileFacts) -> Iterator[Diagnostic]:
     for loop in facts.loops:
-        if loop.kind != "for" or loop.iter is None or loop.iter.kind != "name":
+        name = _iterated_name(loop)
+        if name is None:
             continue
-        name = loop.iter.text
         bindings, where = v.lookup(facts, name, loop.scope)
         if not bindings:
             continue
@@ -166,6 +184,15 @@ pairs = zip(xs, ys)
 for epoch in range(10):
     for x, y in pairs:  # expect: exhausted-iterator
         loss = (model(x) - y).pow(2).mean()
+""",
+        """
+from tqdm import tqdm
+batches = map(to_tensors, raw_batches)
+epoch = 0
+while epoch < 50:
+    for step, (xb, yb) in enumerate(tqdm(batches)):  # expect: exhausted-iterator
+        pass
+    epoch += 1
 """,
         """
 import torch
