@@ -1,0 +1,75 @@
+"""Every rule's own examples: must-flag snippets are flagged exactly at their `# expect:`
+lines, must-not-flag snippets get nothing. The same examples are the rule's documentation."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+import pytest
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from advisor.facts import extract_facts
+from advisor.rule import Rule
+from rules import ALL_RULES, find_rule
+
+FLAG_CASES = [
+    pytest.param(rule, index, id=f"{rule.id}-{rule.name}-flag{index}")
+    for rule in ALL_RULES
+    for index in range(len(rule.flag))
+]
+QUIET_CASES = [
+    pytest.param(rule, index, id=f"{rule.id}-{rule.name}-quiet{index}")
+    for rule in ALL_RULES
+    for index in range(len(rule.quiet))
+]
+
+
+def flagged_lines(rule: Rule, source: str) -> list[int]:
+    module = cst.parse_module(source)
+    diagnostics = list(rule.check(extract_facts(module, "example.py")))
+    if not diagnostics:
+        return []
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    return sorted(positions[d.node].start.line for d in diagnostics)
+
+
+def expected_lines(rule: Rule, source: str) -> list[int]:
+    pattern = re.compile(r"#\s*expect:.*\b" + re.escape(rule.name) + r"\b")
+    return [n for n, line in enumerate(source.splitlines(), 1) if pattern.search(line)]
+
+
+@pytest.mark.parametrize(("rule", "index"), FLAG_CASES)
+def test_must_flag(rule: Rule, index: int) -> None:
+    source = rule.flag[index]
+    expected = expected_lines(rule, source)
+    assert expected, "a must-flag example needs an `# expect:` line"
+    assert flagged_lines(rule, source) == expected
+
+
+@pytest.mark.parametrize(("rule", "index"), QUIET_CASES)
+def test_must_not_flag(rule: Rule, index: int) -> None:
+    assert flagged_lines(rule, rule.quiet[index]) == []
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.id)
+def test_rule_is_documented(rule: Rule) -> None:
+    assert re.fullmatch(r"LRA\d{3}", rule.id)
+    assert re.fullmatch(r"[a-z]+(-[a-z]+)+", rule.name)
+    assert len(rule.flag) >= 3 and len(rule.quiet) >= 4
+    docs = rule.documentation()
+    for section in ("What it does", "Why is this bad?", "Example", "Use instead",
+                    "How lr-advisor confirms it", "References"):
+        assert f"## {section}" in docs
+    for snippet in (*rule.flag, *rule.quiet, rule.example, rule.use_instead):
+        cst.parse_module(snippet)
+
+
+def test_catalogue_ids_and_names_are_unique_and_findable() -> None:
+    assert len({r.id for r in ALL_RULES}) == len({r.name for r in ALL_RULES}) == len(ALL_RULES)
+    for rule in ALL_RULES:
+        assert find_rule(rule.id.lower()) is rule
+        assert find_rule(rule.name) is rule
+    assert {r.id for r in ALL_RULES} >= {
+        "LRA101", "LRA102", "LRA103", "LRA104", "LRA201", "LRA401", "LRA402", "LRA403"
+    }
