@@ -29,7 +29,9 @@ def _is_zero_value(expr: Expr | None) -> bool:
     node = expr.node
     if isinstance(node, cst.Name) and node.value == "None":
         return True
-    if isinstance(node, (cst.Integer, cst.Float)):
+    if isinstance(node, cst.Integer):
+        return int(node.value.replace("_", ""), 0) == 0
+    if isinstance(node, cst.Float):
         return float(node.value.replace("_", "")) == 0.0
     if expr.call is not None and expr.call.text:
         return expr.call.text.rsplit(".", 1)[-1] in ("zeros_like", "zeros")
