@@ -8,9 +8,10 @@ computing positions costs more than parsing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import libcst as cst
+if TYPE_CHECKING:
+    import libcst as cst
 
 CERTAIN = "certain"
 LIKELY = "likely"

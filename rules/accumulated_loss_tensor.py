@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from advisor.facts import values as v
-from advisor.facts.model import Event, EventKind, FileFacts, Loop, Scope, Stmt
+from advisor.facts.expressions import DETACHING_BUILTINS, DETACHING_METHODS
+from advisor.facts.model import Call, Event, EventKind, Expr, FileFacts, Loop, Scope, Stmt
 from advisor.facts.training import is_loss_call, protected_by_no_grad
 from advisor.findings import Diagnostic, Fix
 from advisor.rule import WARNING, Rule
@@ -39,6 +40,26 @@ def _graph_loss(facts: FileFacts, name: str, stmt: Stmt, backwarded: set[str]) -
     return False
 
 
+def _inline_loss_call(facts: FileFacts, value: Expr, stmt: Stmt) -> Call | None:
+    """`total += criterion(out, y)`: a loss call whose result is not detached on the way."""
+    if stmt.no_grad:
+        return None
+    detaching = [c for c in value.calls if _detaches(c)]
+    for call in value.calls:
+        if _detaches(call) or not is_loss_call(facts, call, stmt.scope):
+            continue
+        inside = (c for d in detaching for part in (d.func, *d.args) for c in part.calls)
+        if not any(c is call for c in inside):
+            return call
+    return None
+
+
+def _detaches(call: Call) -> bool:
+    return call.method in DETACHING_METHODS or (
+        call.method is None and call.text in DETACHING_BUILTINS
+    )
+
+
 def _created_outside(stmt: Stmt, target: str, loop: Loop) -> bool:
     root = target.split(".", 1)[0]
     if root == "self":
@@ -56,7 +77,11 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
         if not stmt.loops:
             continue
         for event in stmt.events:
-            if event.kind is not EventKind.ACCUMULATE or event.value is None or event.target is None:
+            if (
+                event.kind is not EventKind.ACCUMULATE
+                or event.value is None
+                or event.target is None
+            ):
                 continue
             found = _diagnose(facts, stmt, event, cache)
             if found is not None:
@@ -71,14 +96,17 @@ def _diagnose(facts: FileFacts, stmt: Stmt, event: Event, cache) -> Diagnostic |
     if key not in cache:
         cache[key] = _backwarded(facts, stmt.scope)
     backwarded = cache[key]
-    losses = [n for n in event.value.live if n != event.target and _graph_loss(facts, n, stmt, backwarded)]
-    if not losses:
+    losses = [
+        n for n in event.value.live if n != event.target and _graph_loss(facts, n, stmt, backwarded)
+    ]
+    inline = _inline_loss_call(facts, event.value, stmt)
+    if not losses and inline is None:
         return None
     if event.target in backwarded or protected_by_no_grad(facts, stmt):
         return None
     if {x.kind for x in v.text_values(facts, event.target, stmt.scope)} & {v.TENSOR}:
         return None
-    name = losses[0]
+    name = losses[0] if losses else f"{inline.text}(...)"
     return Diagnostic(
         event.node,
         f"`{name}` is accumulated across iterations as a tensor: every iteration's autograd "
@@ -121,7 +149,9 @@ for xb, yb in loader:
     running += loss.item()
 """,
     confirms="Not measured by the probe: the cost is memory, not the optimum.",
-    references=("https://pytorch.org/docs/stable/notes/faq.html#my-model-reports-cuda-runtime-error-2-out-of-memory",),
+    references=(
+        "https://pytorch.org/docs/stable/notes/faq.html#my-model-reports-cuda-runtime-error-2-out-of-memory",
+    ),
     flag=(
         """
 import torch
@@ -158,6 +188,17 @@ class Trainer:
             epoch_loss = epoch_loss + loss  # expect: accumulated-loss-tensor
         return epoch_loss / len(loader)
 """,
+        """
+import torch
+from torch import nn
+criterion = nn.MSELoss()
+def evaluate(model, loader):
+    model.eval()
+    val_loss = 0.0
+    for xb, yb in loader:
+        val_loss += criterion(model(xb), yb)  # expect: accumulated-loss-tensor
+    return val_loss / len(loader)
+""",
     ),
     quiet=(
         """
@@ -169,6 +210,12 @@ for xb, yb in loader:
     loss.backward()
     opt.step()
     total += loss.item()
+""",
+        """
+import torch
+total = 0.0
+for xb, yb in loader:
+    total += criterion(model(xb), yb).item()
 """,
         """
 import torch

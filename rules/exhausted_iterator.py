@@ -60,19 +60,45 @@ def _iterated_name(loop: Loop) -> str | None:
     iterable = loop.iter
     if loop.kind != "for":
         return None
-    while iterable is not None and iterable.kind != "name":
+    while iterable is not None and iterable.kind != "name" and not _self_attribute(iterable):
         call = iterable.call
         if call is None or (call.text or "").rsplit(".", 1)[-1] not in _WRAPPERS:
             return None
         inner = [arg for arg in call.args if arg.kind in ("name", "call")]
         iterable = inner[0] if len(inner) == 1 else None
-    return iterable.text if iterable is not None else None
+    return iterable.text if iterable is not None else None  # a name or `self.<attr>`
+
+
+def _self_attribute(expr: Expr) -> bool:
+    return (
+        expr.kind == "attr" and (expr.text or "").count(".") == 1 and expr.text.startswith("self.")
+    )
+
+
+def _attribute_iterator(facts: FileFacts, loop: Loop, name: str) -> Diagnostic | None:
+    """`self.batches = self._batches()` set in __init__ only, iterated in every epoch."""
+    epochs = _epoch_loops(loop, facts)
+    function = loop.scope.function
+    if not epochs or function is None or function.class_name is None:
+        return None
+    assigned = [s for s in facts.stmts if name in s.targets and s.scope.function is not None]
+    if not assigned or any(s.scope.function.name != "__init__" for s in assigned):
+        return None
+    values = v.text_values(facts, name, loop.scope)
+    if values and all(value.kind == v.ITERATOR for value in values):
+        return _diagnostic(loop, name, values[0], epochs[0])
+    return None
 
 
 def check(facts: FileFacts) -> Iterator[Diagnostic]:
     for loop in facts.loops:
         name = _iterated_name(loop)
         if name is None:
+            continue
+        if name.startswith("self."):
+            found = _attribute_iterator(facts, loop, name)
+            if found is not None:
+                yield found
             continue
         bindings, where = v.lookup(facts, name, loop.scope)
         if not bindings:
@@ -117,7 +143,15 @@ def _through_parameter(facts: FileFacts, loop: Loop, name: str) -> Iterator[Diag
 
 def _diagnostic(loop: Loop, name: str, value: v.Value, outer: Loop) -> Diagnostic:
     what = value.detail or "iterator"
-    if what not in ("generator expression", "iter", "map", "zip", "filter", "enumerate", "reversed"):
+    if what not in (
+        "generator expression",
+        "iter",
+        "map",
+        "zip",
+        "filter",
+        "enumerate",
+        "reversed",
+    ):
         what = f"generator `{what}()`" if what.isidentifier() else what
     else:
         what = f"`{what}(...)` iterator" if what != "generator expression" else what
@@ -186,6 +220,21 @@ for epoch in range(10):
         loss = (model(x) - y).pow(2).mean()
 """,
         """
+class Trainer:
+    def __init__(self, data):
+        self.data = data
+        self.batches = self.make_batches()
+
+    def make_batches(self):
+        for i in range(0, len(self.data), 8):
+            yield self.data[i:i + 8]
+
+    def fit(self, epochs):
+        for epoch in range(epochs):
+            for batch in self.batches:  # expect: exhausted-iterator
+                self.step(batch)
+""",
+        """
 from tqdm import tqdm
 batches = map(to_tensors, raw_batches)
 epoch = 0
@@ -240,6 +289,22 @@ it = gen()
 for epoch in range(1):
     for x in it:
         pass
+""",
+        """
+class Trainer:
+    def __init__(self, data):
+        self.data = data
+        self.batches = self.make_batches()
+
+    def make_batches(self):
+        for i in range(0, len(self.data), 8):
+            yield self.data[i:i + 8]
+
+    def fit(self, epochs):
+        for epoch in range(epochs):
+            for batch in self.batches:
+                self.step(batch)
+            self.batches = self.make_batches()
 """,
         """
 it = iter(loader)

@@ -11,15 +11,55 @@ from advisor.findings import Diagnostic, Fix
 from advisor.rule import WARNING, Rule
 
 PREDICTION_WORDS = frozenset(
-    {"input", "inputs", "pred", "preds", "prediction", "predictions", "y_hat", "yhat", "y_pred",
-     "ypred", "output", "outputs", "out", "logits", "y_hat_", "estimate", "fitted"}
+    {
+        "input",
+        "inputs",
+        "pred",
+        "preds",
+        "prediction",
+        "predictions",
+        "y_hat",
+        "yhat",
+        "y_pred",
+        "ypred",
+        "output",
+        "outputs",
+        "out",
+        "logits",
+        "y_hat_",
+        "estimate",
+        "fitted",
+    }
 )
 TARGET_WORDS = frozenset(
-    {"target", "targets", "y", "y_true", "ytrue", "label", "labels", "ground_truth", "gt",
-     "truth", "actual", "y_target", "true"}
+    {
+        "target",
+        "targets",
+        "y",
+        "y_true",
+        "ytrue",
+        "label",
+        "labels",
+        "ground_truth",
+        "gt",
+        "truth",
+        "actual",
+        "y_target",
+        "true",
+    }
 )
-SYMMETRIC = frozenset({"mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "MSELoss", "L1Loss",
-                       "SmoothL1Loss", "HuberLoss"})
+SYMMETRIC = frozenset(
+    {
+        "mse_loss",
+        "l1_loss",
+        "smooth_l1_loss",
+        "huber_loss",
+        "MSELoss",
+        "L1Loss",
+        "SmoothL1Loss",
+        "HuberLoss",
+    }
+)
 
 
 def _order(facts: FileFacts, call: Call, scope: Scope) -> tuple[str, bool] | None:

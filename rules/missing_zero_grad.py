@@ -20,7 +20,9 @@ def _innermost(loop: Loop, events: list[Occurrence]) -> bool:
         if not backward.loops:
             return True
         inner = backward.loops[0]
-        if not any(o.loops[:1] == (inner,) for o in events if o.kind in (EventKind.STEP, EventKind.UPDATE)):
+        if not any(
+            o.loops[:1] == (inner,) for o in events if o.kind in (EventKind.STEP, EventKind.UPDATE)
+        ):
             return True
     return False
 
@@ -62,7 +64,9 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
             node,
             "gradients are never cleared in this loop: backward() adds to .grad every "
             f"iteration, so {what} uses the sum of all past gradients",
-            fix=Fix("call optimizer.zero_grad() (or p.grad = None) once per iteration, before backward()"),
+            fix=Fix(
+                "clear the gradients once per iteration (optimizer.zero_grad() before backward())"
+            ),
         )
 
 

@@ -61,7 +61,7 @@ def _forward_chains(facts: FileFacts, info: ClassInfo) -> Iterator[Diagnostic]:
             continue
         applied: dict[int, frozenset[str]] = {}
 
-        def through(expr: Expr) -> frozenset[str]:
+        def through(expr: Expr, applied=applied) -> frozenset[str]:
             found: frozenset[str] = frozenset()
             for name in expr.names:
                 found |= derived.get(name, frozenset())
@@ -70,7 +70,9 @@ def _forward_chains(facts: FileFacts, info: ClassInfo) -> Iterator[Diagnostic]:
             return found
 
         for call in stmt.calls:  # innermost first: arguments are seen before their callers
-            inputs = frozenset().union(*(through(a) for a in call.args)) if call.args else frozenset()
+            inputs = (
+                frozenset().union(*(through(a) for a in call.args)) if call.args else frozenset()
+            )
             if call.text in layers:
                 if call.text in inputs:
                     yield _diagnostic(call)
@@ -87,8 +89,10 @@ def _diagnostic(call: Call) -> Diagnostic:
         call.node,
         f"`{call.text}` is applied again to its own output: both applications share one "
         "set of weights, so the model computes w(wx + b) + b and its solution is not unique",
-        fix=Fix("create a second layer for the second application (or name it `shared_...` if "
-                "sharing is intended)"),
+        fix=Fix(
+            "create a second layer for the second application (or name it `shared_...` if "
+            "sharing is intended)"
+        ),
     )
 
 
@@ -100,14 +104,14 @@ def _sequential_repeats(facts: FileFacts) -> Iterator[Diagnostic]:
         for arg in call.args:
             if arg.kind != "name":
                 continue
-            if arg.text in seen and _parameterised(facts, arg, stmt.scope):
-                if not any(word in arg.text.lower() for word in SHARING_WORDS):
-                    yield Diagnostic(
-                        arg.node,
-                        f"`{arg.text}` appears twice in this nn.Sequential: both positions share "
-                        "one set of weights",
-                        fix=Fix("create a separate layer for each position"),
-                    )
+            named_shared = any(word in arg.text.lower() for word in SHARING_WORDS)
+            if arg.text in seen and not named_shared and _parameterised(facts, arg, stmt.scope):
+                yield Diagnostic(
+                    arg.node,
+                    f"`{arg.text}` appears twice in this nn.Sequential: both positions share "
+                    "one set of weights",
+                    fix=Fix("create a separate layer for each position"),
+                )
             seen.add(arg.text)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from advisor.facts.flow import loop_occurrences
-from advisor.facts.model import Event, EventKind, FileFacts, Loop, Stmt
+from advisor.facts.model import Call, Event, EventKind, FileFacts, Loop, Stmt
 from advisor.facts.training import protected_by_no_grad
 from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
 from advisor.rule import ERROR, Rule
@@ -13,12 +13,15 @@ from advisor.rule import ERROR, Rule
 _RELEAF_METHODS = frozenset({"requires_grad_", "retain_grad", "detach_"})
 
 
+def _releafing(call: Call) -> bool:
+    return call.method in _RELEAF_METHODS or "requires_grad" in call.kwargs
+
+
 def _releafed(facts: FileFacts, stmt: Stmt, target: str) -> bool:
     """`w = (w - lr * w.grad).detach().requires_grad_()` or a later `w.requires_grad_()`."""
     value = stmt.value
-    if value is not None and value.call is not None:
-        if value.call.method in _RELEAF_METHODS or "requires_grad" in value.call.kwargs:
-            return True
+    if value is not None and value.call is not None and _releafing(value.call):
+        return True
     loop = stmt.loops[-1] if stmt.loops else None
     for other in facts.stmts:
         if other.scope is not stmt.scope or other is stmt:
@@ -29,9 +32,9 @@ def _releafed(facts: FileFacts, stmt: Stmt, target: str) -> bool:
             receiver = call.receiver.text if call.receiver is not None else None
             if receiver == target and call.method in _RELEAF_METHODS:
                 return True
-        if target in other.targets and other.order > stmt.order and other.value is not None:
-            if any(c.method in _RELEAF_METHODS or "requires_grad" in c.kwargs for c in other.calls):
-                return True
+        later = target in other.targets and other.order > stmt.order
+        if later and any(_releafing(c) for c in other.calls):
+            return True
     return False
 
 

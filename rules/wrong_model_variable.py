@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from difflib import SequenceMatcher
 
 from advisor.facts import values as v
 from advisor.facts.flow import occurrences
@@ -88,7 +89,9 @@ def _scopes(facts: FileFacts) -> Iterator[Scope]:
 
 def _in_loss_call(facts: FileFacts, call: Call, stmt: Stmt) -> bool:
     return any(
-        other is not call and is_loss_call(facts, other, stmt.scope) and any(a.call is call for a in other.args)
+        other is not call
+        and is_loss_call(facts, other, stmt.scope)
+        and any(a.call is call for a in other.args)
         for other in stmt.calls
     )
 
@@ -131,6 +134,12 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
             )
 
 
+def _misspelt(name: str, other: str) -> bool:
+    """`linreg` for `lin_reg`, `modle` for `model`: the same name but for case, `_` or a typo."""
+    a, b = name.lower().replace("_", ""), other.lower().replace("_", "")
+    return a == b or (min(len(a), len(b)) >= 4 and SequenceMatcher(None, a, b).ratio() >= 0.8)
+
+
 def _is_model(facts: FileFacts, value: v.Value) -> bool:
     """A module with parameters: a layer, a container, or a module class of this file."""
     if value.kind != v.MODULE:
@@ -145,13 +154,21 @@ def _names(trained: set[str]) -> str:
     return " / ".join(f"`{n}`" for n in shown[:3]) or "another model"
 
 
-def _suspect(facts, call: Call, stmt: Stmt, name: str, start: int, identities, trained) -> str | None:
+def _suspect(
+    facts, call: Call, stmt: Stmt, name: str, start: int, identities, trained
+) -> str | None:
     values = v.text_values(facts, name, stmt.scope)
     kinds = {value.kind for value in values}
     if kinds == {v.UNDEFINED}:
         lowered = name.lower().rsplit(".", 1)[-1]
-        if _in_loss_call(facts, call, stmt) or lowered.startswith(MODEL_WORDS) or lowered.endswith(MODEL_WORDS):
+        if (
+            _in_loss_call(facts, call, stmt)
+            or lowered.startswith(MODEL_WORDS)
+            or lowered.endswith(MODEL_WORDS)
+        ):
             return "not defined anywhere in this file"
+        if any(_misspelt(name, model) for model in trained):
+            return "not defined anywhere in this file (a misspelling?)"
         return None
     bindings, _ = v.lookup(facts, name, stmt.scope)
     if any(b.order > start for b in bindings if b.kind != "param"):
@@ -249,6 +266,16 @@ for epoch in range(100):
     torch.nn.functional.mse_loss(model(X), y).backward()
     opt.step()
 print(torch.nn.functional.mse_loss(snapshot(X), y))  # expect: wrong-model-variable
+""",
+        """
+import torch
+lin_reg = torch.nn.Linear(1, 1)
+opt = torch.optim.SGD(lin_reg.parameters(), lr=0.1)
+for epoch in range(300):
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(lin_reg(x), t).backward()
+    opt.step()
+fitted = linreg(x)  # expect: wrong-model-variable
 """,
     ),
     quiet=(

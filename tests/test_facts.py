@@ -143,11 +143,6 @@ def test_values_follow_bindings_and_call_sites():
 
 
 def test_generator_detection_ignores_nested_functions():
-    facts = facts_of(
-        "def outer():\n"
-        "    def inner():\n"
-        "        yield 1\n"
-        "    return [1]\n"
-    )
+    facts = facts_of("def outer():\n    def inner():\n        yield 1\n    return [1]\n")
     assert not facts.functions["outer"].is_generator
     assert facts.functions["outer.<locals>.inner"].is_generator

@@ -58,8 +58,14 @@ def test_rule_is_documented(rule: Rule) -> None:
     assert re.fullmatch(r"[a-z]+(-[a-z]+)+", rule.name)
     assert len(rule.flag) >= 3 and len(rule.quiet) >= 4
     docs = rule.documentation()
-    for section in ("What it does", "Why is this bad?", "Example", "Use instead",
-                    "How lr-advisor confirms it", "References"):
+    for section in (
+        "What it does",
+        "Why is this bad?",
+        "Example",
+        "Use instead",
+        "How lr-advisor confirms it",
+        "References",
+    ):
         assert f"## {section}" in docs
     for snippet in (*rule.flag, *rule.quiet, rule.example, rule.use_instead):
         cst.parse_module(snippet)
@@ -71,5 +77,12 @@ def test_catalogue_ids_and_names_are_unique_and_findable() -> None:
         assert find_rule(rule.id.lower()) is rule
         assert find_rule(rule.name) is rule
     assert {r.id for r in ALL_RULES} >= {
-        "LRA101", "LRA102", "LRA103", "LRA104", "LRA201", "LRA401", "LRA402", "LRA403"
+        "LRA101",
+        "LRA102",
+        "LRA103",
+        "LRA104",
+        "LRA201",
+        "LRA401",
+        "LRA402",
+        "LRA403",
     }

@@ -43,7 +43,11 @@ def call_events(call: Call) -> list[Event]:
     if method is None:
         text = call.text or ""
         if text.endswith("autograd.backward") and call.args:
-            return [Event(EventKind.BACKWARD, call.node, call.args[0].text, value=call.args[0], call=call)]
+            return [
+                Event(
+                    EventKind.BACKWARD, call.node, call.args[0].text, value=call.args[0], call=call
+                )
+            ]
         return []
     receiver = call.receiver
     receiver_text = receiver.text if receiver is not None else None
@@ -65,7 +69,9 @@ def call_events(call: Call) -> list[Event]:
         target = receiver_text[: -len(".data")] if how == "data" else receiver_text
         return [Event(EventKind.UPDATE, call.node, target, how=how, value=call.args[0], call=call)]
     if method == "append" and receiver_text and call.args:
-        return [Event(EventKind.ACCUMULATE, call.node, receiver_text, how="append", value=call.args[0])]
+        return [
+            Event(EventKind.ACCUMULATE, call.node, receiver_text, how="append", value=call.args[0])
+        ]
     return []
 
 
@@ -76,14 +82,21 @@ def assign_events(node: cst.CSTNode, targets: tuple[str, ...], value: Expr | Non
         grad_owner = _strip_grad(target)
         if grad_owner is not None:
             zero = _is_zero_value(value)
-            events.append(Event(EventKind.ZERO, node, grad_owner, how="assign", value=value, clears=zero))
+            events.append(
+                Event(EventKind.ZERO, node, grad_owner, how="assign", value=value, clears=zero)
+            )
         elif value is not None and value.grad_of:
             if target.endswith(".data"):
                 owner = target[: -len(".data")]
                 events.append(Event(EventKind.UPDATE, node, owner, how="data", value=value))
             elif "." not in target and target in value.grad_of:
                 events.append(Event(EventKind.UPDATE, node, target, how="rebind", value=value))
-        elif value is not None and "." not in target and target in value.live and value.kind == "binop":
+        elif (
+            value is not None
+            and "." not in target
+            and target in value.live
+            and value.kind == "binop"
+        ):
             events.append(Event(EventKind.ACCUMULATE, node, target, how="rebind", value=value))
     return events
 

@@ -181,7 +181,9 @@ class ExpressionSummarizer:
         return self._combine(node, "other", [self.summarize(value)])
 
     def _BinaryOperation(self, node: cst.BinaryOperation) -> Expr:
-        summary = self._combine(node, "binop", [self.summarize(node.left), self.summarize(node.right)])
+        summary = self._combine(
+            node, "binop", [self.summarize(node.left), self.summarize(node.right)]
+        )
         summary.ops = summary.ops | {type(node.operator).__name__}
         return summary
 
@@ -227,7 +229,9 @@ class ExpressionSummarizer:
 
     def _generic(self, node: cst.CSTNode, kind: str) -> Expr:
         parts = [
-            self.summarize(child) for child in node.children if isinstance(child, cst.BaseExpression)
+            self.summarize(child)
+            for child in node.children
+            if isinstance(child, cst.BaseExpression)
         ]
         return self._combine(node, kind, parts)
 
@@ -243,5 +247,3 @@ def target_names(node: cst.CSTNode) -> set[str]:
     if isinstance(node, cst.StarredElement):
         return target_names(node.value)
     return set()
-
-

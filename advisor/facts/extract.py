@@ -91,9 +91,17 @@ class FactsExtractor:
 
     def _stmt(self, node, op, ctx: _Context, block: Block | None, **fields) -> Stmt:
         """Record a statement and its events; `block` None for a loop header."""
-        stmt = Stmt(node, op, self._next(), ctx.scope, no_grad=ctx.no_grad, loops=ctx.loops, **fields)
+        stmt = Stmt(
+            node, op, self._next(), ctx.scope, no_grad=ctx.no_grad, loops=ctx.loops, **fields
+        )
         found = []
         for call in stmt.calls:
+            if call.text in _DYNAMIC_CALLS or (
+                call.method == "run_line_magic"
+                and call.args
+                and getattr(call.args[0].node, "value", None) in ("'run'", '"run"')
+            ):
+                self.facts.dynamic_names = True  # exec(), %run: names may come from anywhere
             found.extend(ev.call_events(call))
             key = (call.text or "").rsplit(".", 1)[-1]
             if key:
@@ -182,10 +190,18 @@ class FactsExtractor:
             targets = self._target_text(node.target, ctx) or [None]
             op = node.operator.__class__.__name__
             stmt = self._stmt(
-                node, "aug", ctx, block, targets=tuple(targets), value=value, aug_op=_AUG_OPS.get(op, op)
+                node,
+                "aug",
+                ctx,
+                block,
+                targets=tuple(targets),
+                value=value,
+                aug_op=_AUG_OPS.get(op, op),
             )
             if isinstance(node.target, cst.Name):
-                ctx.scope.bind(Binding(node.target.value, "aug", stmt.order, value, stmt, ctx.loops))
+                ctx.scope.bind(
+                    Binding(node.target.value, "aug", stmt.order, value, stmt, ctx.loops)
+                )
         elif isinstance(node, cst.Return):
             value = self._expr(node.value, ctx) if node.value is not None else None
             self._stmt(node, "return", ctx, block, value=value)
@@ -338,7 +354,19 @@ class FactsExtractor:
     def _while(self, node: cst.While, ctx: _Context, block: Block) -> None:
         test = self._expr(node.test, ctx)
         header = self._stmt(node, "iter", ctx, None, value=test)
-        loop = Loop(node, "while", header.order, 0, ctx.scope, (), test, header, Block(), ctx.no_grad, ctx.loops)
+        loop = Loop(
+            node,
+            "while",
+            header.order,
+            0,
+            ctx.scope,
+            (),
+            test,
+            header,
+            Block(),
+            ctx.no_grad,
+            ctx.loops,
+        )
         inner = ctx.replace(loops=(*ctx.loops, loop))
         header.loops = inner.loops
         self._block(node.body.body, inner, loop.body)
@@ -377,6 +405,8 @@ class FactsExtractor:
         if node.finalbody is not None:
             self._block(node.finalbody.body.body, ctx, block)
 
+
+_DYNAMIC_CALLS = frozenset({"exec", "globals", "execfile"})
 
 _AUG_OPS = {
     "AddAssign": "+=",

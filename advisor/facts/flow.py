@@ -132,8 +132,24 @@ def loop_occurrences(facts: FileFacts, loop: Loop, **options) -> list[Occurrence
     function = loop.scope.function
     stack = (function,) if function is not None else ()
     walker = _Walker(facts, options.get("transparent_parameter_loops", False))
-    walker.stmt(loop.header, (), (), loop.no_grad or (function.no_grad if function else False), (), stack, loop.header)
-    walker.block(loop.body, (), (), loop.no_grad or (function.no_grad if function else False), (), stack, None)
+    walker.stmt(
+        loop.header,
+        (),
+        (),
+        loop.no_grad or (function.no_grad if function else False),
+        (),
+        stack,
+        loop.header,
+    )
+    walker.block(
+        loop.body,
+        (),
+        (),
+        loop.no_grad or (function.no_grad if function else False),
+        (),
+        stack,
+        None,
+    )
     return walker.out
 
 

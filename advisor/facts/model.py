@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Union
 
 import libcst as cst
 
@@ -128,7 +127,7 @@ class Branch:
     test: Stmt | None = None
 
 
-Item = Union[Stmt, Loop, Branch]
+Item = Stmt | Loop | Branch
 
 
 @dataclass(eq=False)

@@ -155,12 +155,16 @@ def model_derived(facts: FileFacts, expr: Expr, scope: Scope, before: int, depth
         earlier = [b for b in bindings if b.order < before and b.kind in ("assign", "aug")]
         if earlier:
             last = earlier[-1]
-            if last.value is not None and model_derived(facts, last.value, scope, last.order, depth + 1):
+            if last.value is not None and model_derived(
+                facts, last.value, scope, last.order, depth + 1
+            ):
                 return True
     return False
 
 
-def protected_by_no_grad(facts: FileFacts, stmt: Stmt, seen: frozenset = frozenset()) -> bool | None:
+def protected_by_no_grad(
+    facts: FileFacts, stmt: Stmt, seen: frozenset = frozenset()
+) -> bool | None:
     """Autograd is off at this statement: directly, by decorator, or at every call site.
 
     None when the statement's function is never called in this file (cannot tell).

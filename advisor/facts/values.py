@@ -130,7 +130,10 @@ def find_function(
                 return facts.functions.get(prefix + text)
             if binding.kind in ("assign", "param"):
                 for value in values_of_binding(facts, binding, where, depth + 1):
-                    if value.kind in (FUNCTION, MODEL_FN, LOSS_FN) and value.detail in facts.functions:
+                    if (
+                        value.kind in (FUNCTION, MODEL_FN, LOSS_FN)
+                        and value.detail in facts.functions
+                    ):
                         return facts.functions[value.detail]
         return None
     owner, _, method = text.rpartition(".")
@@ -176,7 +179,9 @@ def is_module_class(facts: FileFacts, info: ClassInfo, depth: int = 0) -> bool:
         qualified = facts.qualify(base.text) or ""
         if qualified in MODULE_BASES or qualified.endswith("LightningModule"):
             return True
-        if base.text in facts.classes and is_module_class(facts, facts.classes[base.text], depth + 1):
+        if base.text in facts.classes and is_module_class(
+            facts, facts.classes[base.text], depth + 1
+        ):
             return True
     return False
 
@@ -303,7 +308,11 @@ def _call_values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list
             return [Value(SCHEDULER, last, expr)]
         if qualified.startswith("torch.optim.") and last[:1].isupper():
             return [Value(OPTIMIZER, last, expr)]
-        if qualified.startswith("torch.nn.") and last[:1].isupper() and ".functional" not in qualified:
+        if (
+            qualified.startswith("torch.nn.")
+            and last[:1].isupper()
+            and ".functional" not in qualified
+        ):
             if last.endswith("Loss"):
                 return [Value(LOSS_FN, last, expr)]
             if last == "Parameter":
