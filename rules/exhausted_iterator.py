@@ -156,7 +156,7 @@ def _diagnostic(loop: Loop, name: str, value: v.Value, outer: Loop) -> Diagnosti
     else:
         what = f"`{what}(...)` iterator" if what != "generator expression" else what
     return Diagnostic(
-        loop.node,
+        loop.iter.node if loop.iter is not None else loop.node,
         f"`{name}` is a {what} created once, outside the enclosing loop: it is exhausted "
         "after the first pass, so every later pass sees no data",
         fix=Fix(f"create `{name}` anew inside the outer loop, or use a list or a DataLoader"),
