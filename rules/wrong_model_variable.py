@@ -81,12 +81,6 @@ def _training_span(facts: FileFacts, scope: Scope) -> tuple[int, int] | None:
     return min(starts), max(ends)
 
 
-def _scopes(facts: FileFacts) -> Iterator[Scope]:
-    yield facts.scope
-    for function in facts.functions.values():
-        yield function.scope
-
-
 def _in_loss_call(facts: FileFacts, call: Call, stmt: Stmt) -> bool:
     return any(
         other is not call
@@ -98,7 +92,7 @@ def _in_loss_call(facts: FileFacts, call: Call, stmt: Stmt) -> bool:
 
 def check(facts: FileFacts) -> Iterator[Diagnostic]:
     trained: set[str] | None = None
-    for scope in _scopes(facts):
+    for scope in facts.scopes():
         span = _training_span(facts, scope)
         if span is None:
             continue

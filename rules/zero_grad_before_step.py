@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from advisor.facts import values as v
 from advisor.facts.flow import Occurrence, occurrences
-from advisor.facts.model import EventKind, FileFacts, Scope
+from advisor.facts.model import EventKind, FileFacts
 from advisor.facts.training import (
     is_update,
     optimizer_models,
@@ -41,15 +41,9 @@ def _after_own_update(facts: FileFacts, between: list[Occurrence], zero: Occurre
     return any(is_update(facts, o) and _clears_for(facts, zero, o) for o in between)
 
 
-def _scopes(facts: FileFacts) -> Iterator[Scope]:
-    yield facts.scope
-    for function in facts.functions.values():
-        yield function.scope
-
-
 def check(facts: FileFacts) -> Iterator[Diagnostic]:
     reported: set[int] = set()
-    for scope in _scopes(facts):
+    for scope in facts.scopes():
         function = scope.function
         events = occurrences(
             facts,

@@ -326,42 +326,23 @@ class FactsExtractor:
         block.items.append(Branch(node, tuple(arms), test))
 
     def _for(self, node: cst.For, ctx: _Context, block: Block) -> None:
-        iterable = self._expr(node.iter, ctx)
-        header = self._stmt(node, "iter", ctx, None, value=iterable)
-        loop = Loop(
-            node,
-            "for",
-            header.order,
-            0,
-            ctx.scope,
-            tuple(sorted(target_names(node.target))),
-            iterable,
-            header,
-            Block(),
-            ctx.no_grad,
-            ctx.loops,
-        )
-        inner = ctx.replace(loops=(*ctx.loops, loop))
-        header.loops = inner.loops
-        self._bind_target(node.target, "for", header, inner, iterable)
-        self._block(node.body.body, inner, loop.body)
-        loop.end_order = self._next()
-        block.items.append(loop)
-        self.facts.loops.append(loop)
-        if node.orelse is not None:
-            self._block(node.orelse.body.body, ctx, block)
+        self._loop(node, "for", self._expr(node.iter, ctx), ctx, block)
 
     def _while(self, node: cst.While, ctx: _Context, block: Block) -> None:
-        test = self._expr(node.test, ctx)
-        header = self._stmt(node, "iter", ctx, None, value=test)
+        self._loop(node, "while", self._expr(node.test, ctx), ctx, block)
+
+    def _loop(self, node, kind: str, head: Expr, ctx: _Context, block: Block) -> None:
+        """A for or while loop: its header runs every iteration, its body in a new loop level."""
+        header = self._stmt(node, "iter", ctx, None, value=head)
+        targets = tuple(sorted(target_names(node.target))) if kind == "for" else ()
         loop = Loop(
             node,
-            "while",
+            kind,
             header.order,
             0,
             ctx.scope,
-            (),
-            test,
+            targets,
+            head,
             header,
             Block(),
             ctx.no_grad,
@@ -369,6 +350,8 @@ class FactsExtractor:
         )
         inner = ctx.replace(loops=(*ctx.loops, loop))
         header.loops = inner.loops
+        if kind == "for":
+            self._bind_target(node.target, "for", header, inner, head)
         self._block(node.body.body, inner, loop.body)
         loop.end_order = self._next()
         block.items.append(loop)

@@ -210,6 +210,10 @@ class FileFacts:
     stmts: list[Stmt] = field(default_factory=list)  # every statement, in file order
     memo: dict = field(default_factory=dict)  # answers of the value queries, per file
 
+    def scopes(self) -> list[Scope]:
+        """The module scope and every function's scope."""
+        return [self.scope, *(function.scope for function in self.functions.values())]
+
     def qualify(self, text: str | None) -> str | None:
         """`to.optim.SGD` -> `torch.optim.SGD` through the file's imports; None if not imported."""
         if not text:
