@@ -18,7 +18,7 @@ from advisor.facts.training import (
     stepped_optimizer,
     training_loops,
 )
-from advisor.findings import LIKELY, Diagnostic, Fix
+from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
 from advisor.rule import ERROR, Rule
 
 _MODEL_KINDS = frozenset({v.MODULE, v.MODEL_FN})
@@ -123,7 +123,7 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
                 call.node.func,
                 f"`{call.text}` is {reason}, but the loop above trained "
                 f"{_names(trained)}: this evaluates a model that was not trained",
-                confidence=LIKELY if reason.startswith("not defined") else "certain",
+                confidence=LIKELY if reason.startswith("not defined") else CERTAIN,
                 fix=Fix(f"call the trained model ({_names(trained)}) here"),
             )
 
