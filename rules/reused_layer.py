@@ -96,7 +96,37 @@ def _diagnostic(call: Call) -> Diagnostic:
     )
 
 
+def _multiplied_layers(facts: FileFacts, expr: Expr, scope: Scope) -> bool:
+    """`[nn.Linear(d, d), nn.ReLU()] * 3`: the list holds the same layer objects three times."""
+    if expr.kind != "binop" or "Multiply" not in expr.ops:
+        return False
+    lists = [operand for operand in expr.operands if operand.kind == "list"]
+    return any(
+        element.kind in ("call", "name") and _parameterised(facts, element, scope)
+        for listed in lists
+        for element in listed.elements
+    )
+
+
+def _list_repeats(facts: FileFacts) -> Iterator[Diagnostic]:
+    for name in ("Sequential", "ModuleList"):
+        for call, stmt in facts.calls.get(name, []):
+            if facts.qualify(call.text) != f"torch.nn.{name}":
+                continue
+            for arg in (*call.args, *call.kwargs.values()):
+                if _multiplied_layers(facts, arg, stmt.scope):
+                    yield Diagnostic(
+                        arg.node,
+                        "multiplying a list repeats the same layer objects: every copy in "
+                        f"this nn.{name} shares one set of weights",
+                        fix=Fix(
+                            "build one layer per position: [nn.Linear(d, d) for _ in range(n)]"
+                        ),
+                    )
+
+
 def _sequential_repeats(facts: FileFacts) -> Iterator[Diagnostic]:
+    yield from _list_repeats(facts)
     for call, stmt in facts.calls.get("Sequential", []):
         if facts.qualify(call.text) != "torch.nn.Sequential":
             continue
@@ -193,6 +223,10 @@ import torch
 hidden = torch.nn.Linear(8, 8)
 model = torch.nn.Sequential(hidden, torch.nn.ReLU(), hidden)  # expect: reused-layer
 """,
+        """
+from torch import nn
+body = nn.Sequential(*[nn.Linear(16, 16), nn.ReLU()] * 3)  # expect: reused-layer
+""",
     ),
     quiet=(
         """
@@ -232,6 +266,11 @@ class RNN(nn.Module):
         for t in range(xs.shape[0]):
             h = self.cell(xs[t], h)
         return h
+""",
+        """
+from torch import nn
+body = nn.Sequential(*[nn.ReLU()] * 3, *[nn.Linear(16, 16) for _ in range(3)])
+blocks = nn.ModuleList([nn.Linear(4, 4) for _ in range(2)])
 """,
         """
 import torch.nn as nn

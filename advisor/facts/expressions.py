@@ -181,10 +181,10 @@ class ExpressionSummarizer:
         return self._combine(node, "other", [self.summarize(value)])
 
     def _BinaryOperation(self, node: cst.BinaryOperation) -> Expr:
-        summary = self._combine(
-            node, "binop", [self.summarize(node.left), self.summarize(node.right)]
-        )
+        operands = (self.summarize(node.left), self.summarize(node.right))
+        summary = self._combine(node, "binop", list(operands))
         summary.ops = summary.ops | {type(node.operator).__name__}
+        summary.operands = operands
         return summary
 
     def _UnaryOperation(self, node: cst.UnaryOperation) -> Expr:

@@ -59,6 +59,7 @@ class Expr:
     base: Expr | None = None  # for attributes: the object (`opt` of `opt.step`)
     call: Call | None = None  # for kind == "call": the call itself
     elements: tuple[Expr, ...] = ()  # for list/tuple/set literals
+    operands: tuple[Expr, ...] = ()  # for binary operations: left, right
 
     def derives_from(self, names: frozenset[str] | set[str]) -> bool:
         return bool(self.names & names)
