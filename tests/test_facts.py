@@ -146,3 +146,39 @@ def test_generator_detection_ignores_nested_functions():
     facts = facts_of("def outer():\n    def inner():\n        yield 1\n    return [1]\n")
     assert not facts.functions["outer"].is_generator
     assert facts.functions["outer.<locals>.inner"].is_generator
+
+
+def test_literal_constants_are_summarised():
+    facts = facts_of("a = [[1, -2.5], [3, 4e1]]\nb = (1, *rest)\nc = 'f4'\nd = -x\n")
+    values = [stmt.value.const for stmt in facts.stmts]
+    assert values[0] == [[1, -2.5], [3, 40.0]]
+    assert values[2] == "f4"
+    assert repr(values[1]) == repr(values[3]) == "NOTHING"
+
+
+def test_literal_arrays_follow_conversions():
+    from advisor.facts.data import literal_array
+
+    facts = facts_of(
+        "import numpy as np\n"
+        "import torch as to\n"
+        "A = np.array([[2822.48, 2808.48, 2810.92], [2832.94, 2822.48, 2808.48]],\n"
+        "             dtype=np.float32)\n"
+        "b = np.array([2832.94, 2832.57], dtype='float32')\n"
+        "inputs = to.from_numpy(A)\n"
+        "targets = to.from_numpy(b).float()\n"
+        "ragged = to.tensor([[1, 2], [3]])\n"
+        "twice = to.tensor([1.0])\n"
+        "twice = to.tensor([2.0])\n"
+        "use = twice\n"
+    )
+    scope = facts.scope
+    found = {s.targets[0]: s.value for s in facts.stmts if s.op == "assign"}
+    inputs = literal_array(facts, found["inputs"], scope)
+    assert inputs.shape == (2, 3) and inputs.dtype == "np.float32"
+    assert inputs.values[1][0] == 2832.94
+    targets = literal_array(facts, found["targets"], scope)
+    assert targets.shape == (2,) and targets.dtype == "float"
+    assert literal_array(facts, found["ragged"], scope) is None
+    assert literal_array(facts, found["twice"], scope).values == [2.0]
+    assert literal_array(facts, found["use"], scope) is None  # re-bound: not certain

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 
 import libcst as cst
 
-from advisor.facts.model import Call, Expr
+from advisor.facts.model import NOTHING, Call, Expr
 
 # Methods and builtins whose result no longer carries the autograd graph.
 DETACHING_METHODS = frozenset({"item", "detach", "tolist", "numpy", "detach_"})
@@ -57,14 +57,29 @@ class ExpressionSummarizer:
     # -- leaves -----------------------------------------------------------------------------
     def _Name(self, node: cst.Name) -> Expr:
         if node.value in ("None", "True", "False"):
-            return Expr(node, "literal")
+            return Expr(
+                node, "literal", const={"None": None, "True": True, "False": False}[node.value]
+            )
         names = frozenset((node.value,))
         return Expr(node, "name", text=node.value, names=names, live=names)
 
     def _literal(self, node: cst.BaseExpression) -> Expr:
         return Expr(node, "literal")
 
-    _Integer = _Float = _Imaginary = _SimpleString = _Ellipsis = _literal
+    _Imaginary = _Ellipsis = _literal
+
+    def _Integer(self, node: cst.Integer) -> Expr:
+        return Expr(node, "literal", const=int(node.value.replace("_", ""), 0))
+
+    def _Float(self, node: cst.Float) -> Expr:
+        return Expr(node, "literal", const=float(node.value.replace("_", "")))
+
+    def _SimpleString(self, node: cst.SimpleString) -> Expr:
+        try:
+            value = node.evaluated_value
+        except Exception:  # an escape Python itself would reject: no constant
+            value = NOTHING
+        return Expr(node, "literal", const=value)
 
     def _ConcatenatedString(self, node: cst.ConcatenatedString) -> Expr:
         return self._generic(node, "literal")
@@ -113,7 +128,11 @@ class ExpressionSummarizer:
 
     def _sequence(self, node: cst.List | cst.Tuple | cst.Set, kind: str) -> Expr:
         elements = tuple(self.summarize(element.value) for element in node.elements)
-        return Expr(node, kind, elements=elements, **_merge(elements))
+        summary = Expr(node, kind, elements=elements, **_merge(elements))
+        starred = any(isinstance(element, cst.StarredElement) for element in node.elements)
+        if kind != "set" and not starred and all(e.const is not NOTHING for e in elements):
+            summary.const = [e.const for e in elements]
+        return summary
 
     def _List(self, node: cst.List) -> Expr:
         return self._sequence(node, "list")
@@ -188,7 +207,15 @@ class ExpressionSummarizer:
         return summary
 
     def _UnaryOperation(self, node: cst.UnaryOperation) -> Expr:
-        return self._combine(node, "unary", [self.summarize(node.expression)])
+        operand = self.summarize(node.expression)
+        summary = self._combine(node, "unary", [operand])
+        value = operand.const
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(node.operator, cst.Minus):
+                summary.const = -value
+            elif isinstance(node.operator, cst.Plus):
+                summary.const = value
+        return summary
 
     def _BooleanOperation(self, node: cst.BooleanOperation) -> Expr:
         return self._combine(node, "other", [self.summarize(node.left), self.summarize(node.right)])

@@ -13,6 +13,16 @@ from enum import Enum
 import libcst as cst
 
 
+class _Nothing:
+    """No constant value: the expression is not made of literals only."""
+
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING = _Nothing()
+
+
 @dataclass(eq=False)
 class Call:
     """A call expression: `opt.step()`, `F.mse_loss(pred, y)`, `model(x)`."""
@@ -60,6 +70,7 @@ class Expr:
     call: Call | None = None  # for kind == "call": the call itself
     elements: tuple[Expr, ...] = ()  # for list/tuple/set literals
     operands: tuple[Expr, ...] = ()  # for binary operations: left, right
+    const: object = NOTHING  # the value of a literal: 3, -1.5, "x", None, [[1, 2], [3, 4]]
 
     def derives_from(self, names: frozenset[str] | set[str]) -> bool:
         return bool(self.names & names)
