@@ -274,9 +274,9 @@ class FactsExtractor:
         for name in names:
             scope.bind(Binding(name, "param", order))
         # defaults are evaluated in the enclosing scope
-        for param in (*params.params, *params.kwonly_params):
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
             if param.default is not None:
-                self._expr(param.default, ctx)
+                function.defaults[param.name.value] = self._expr(param.default, ctx)
         self.facts.functions[qualname] = function
         if ctx.class_info is not None:
             ctx.class_info.methods[node.name.value] = function

@@ -185,6 +185,7 @@ class Function:
     is_generator: bool = False
     no_grad: bool = False  # decorated with @torch.no_grad() / @torch.inference_mode()
     returns: list[Expr] = field(default_factory=list)
+    defaults: dict[str, Expr] = field(default_factory=dict)  # evaluated in the parent scope
 
     @property
     def is_method(self) -> bool:

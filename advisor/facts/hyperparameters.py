@@ -1,0 +1,225 @@
+"""The training configuration a script writes down: optimizer and its learning rate, loss and
+its reduction, batch size, number of epochs, model widths.
+
+Numbers are followed through module constants and through the parameters of helper functions
+(`lr = 0.03` passed to `train(..., lr)`), never guessed: an unknown stays None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from advisor.facts import values as v
+from advisor.facts.flow import Occurrence
+from advisor.facts.model import NOTHING, EventKind, Expr, FileFacts, Loop, Scope
+from advisor.facts.training import stepped_optimizer, training_loops
+
+_MAX_DEPTH = 6
+# Positional order of the hyperparameters of torch.optim constructors that lr-advisor reads.
+OPTIMIZER_POSITIONS = {"lr": 1, "momentum": 2}
+MODULE_LOSSES = {
+    "MSELoss": "mse",
+    "L1Loss": "l1",
+    "SmoothL1Loss": "smooth_l1",
+    "HuberLoss": "huber",
+}
+FUNCTIONAL_LOSSES = {"mse_loss": "mse", "l1_loss": "l1", "smooth_l1_loss": "smooth_l1"}
+
+
+def constant(facts: FileFacts, expr: Expr | None, scope: Scope, depth: int = 0) -> object:
+    """The literal value of an expression, through names and call sites; NOTHING if unknown."""
+    if expr is None or depth > _MAX_DEPTH:
+        return NOTHING
+    if expr.const is not NOTHING:
+        return expr.const
+    if expr.kind == "binop" and len(expr.operands) == 2:
+        left, right = (constant(facts, e, scope, depth + 1) for e in expr.operands)
+        return _arithmetic(expr, left, right)
+    if expr.kind != "name":
+        return NOTHING
+    bindings, where = v.lookup(facts, expr.text, scope)
+    found = set()
+    for binding in bindings:
+        if binding.kind == "assign" and binding.value is not None:
+            found.add(_hashable(constant(facts, binding.value, where, depth + 1)))
+        elif binding.kind == "param" and where is not None and where.function is not None:
+            found |= _param_constants(facts, where, binding.name, depth + 1)
+        else:
+            return NOTHING
+    if len(found) != 1:
+        return NOTHING
+    value = found.pop()
+    return NOTHING if value is NOTHING else value
+
+
+def _param_constants(facts: FileFacts, scope: Scope, name: str, depth: int) -> set:
+    function = scope.function
+    if name not in function.call_params:
+        return {NOTHING}
+    index = function.call_params.index(name)
+    found = set()
+    default = function.defaults.get(name)
+    for call, site in facts.calls.get(function.name, []):
+        if v.find_function(facts, call.text, site.scope) is not function:
+            continue
+        arg = call.arg(index, name)
+        if arg is not None:
+            found.add(_hashable(constant(facts, arg, site.scope, depth)))
+        elif any(key.startswith("*") for key in call.kwargs):
+            found.add(NOTHING)  # f(*args, **kwargs): cannot tell
+        else:
+            found.add(_hashable(constant(facts, default, scope.parent or scope, depth)))
+    if not found and default is not None:
+        found.add(_hashable(constant(facts, default, scope.parent or scope, depth)))
+    return found or {NOTHING}
+
+
+def _hashable(value: object) -> object:
+    return NOTHING if isinstance(value, list) else value
+
+
+def _arithmetic(expr: Expr, left: object, right: object) -> object:
+    numbers = (int, float)
+    if not (isinstance(left, numbers) and isinstance(right, numbers)):
+        return NOTHING
+    ops = expr.ops
+    try:
+        if ops == {"Multiply"}:
+            return left * right
+        if ops == {"Divide"}:
+            return left / right
+        if ops == {"Add"}:
+            return left + right
+        if ops == {"Subtract"}:
+            return left - right
+        if ops == {"Power"}:
+            return left**right
+    except (ZeroDivisionError, OverflowError):
+        return NOTHING
+    return NOTHING
+
+
+@dataclass
+class TrainingConfig:
+    loop: Loop
+    optimizer: str | None = None  # "SGD", "Adam"...
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    loss: str | None = None  # "mse", "l1"...
+    reduction: str | None = None  # "mean", "sum", "none"
+    batch_size: int | None = None
+    epochs: int | None = None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value
+
+
+def _optimizer_settings(facts: FileFacts, occurrence: Occurrence, config: TrainingConfig) -> None:
+    text = stepped_optimizer(facts, occurrence)
+    scope = occurrence.origin.scope
+    for value in v.text_values(facts, text, scope):
+        if value.kind != v.OPTIMIZER or value.expr is None or value.expr.call is None:
+            continue
+        call = value.expr.call
+        where = _scope_of(facts, value.expr) or scope
+        config.optimizer = value.detail
+        for name in ("lr", "momentum", "weight_decay"):
+            position = OPTIMIZER_POSITIONS.get(name, 99) if value.detail == "SGD" else None
+            arg = call.kwargs.get(name)
+            if arg is None and position is not None:
+                arg = call.arg(position)
+            if arg is None and name == "lr" and value.detail != "SGD":
+                arg = call.arg(1)
+            setattr(config, name, _number(constant(facts, arg, where)))
+        return
+
+
+def _scope_of(facts: FileFacts, expr: Expr) -> Scope | None:
+    """The scope of the statement that holds an expression."""
+    for stmt in facts.stmts:
+        value = stmt.value
+        if value is not None and (value is expr or any(c.node is expr.node for c in value.calls)):
+            return stmt.scope
+    return None
+
+
+def _loss_settings(facts: FileFacts, occurrence: Occurrence, config: TrainingConfig) -> None:
+    loss = occurrence.event.value
+    scope = occurrence.origin.scope
+    if loss is not None and loss.kind == "name":
+        bindings, where = v.lookup(facts, loss.text, scope)
+        assigned = [b.value for b in bindings if b.kind == "assign" and b.value is not None]
+        if len(assigned) == 1:
+            loss, scope = assigned[0], where
+    if loss is None or loss.call is None:
+        return
+    call = loss.call
+    for value in v.values_of(facts, call.func, scope):
+        if value.kind != v.LOSS_FN:
+            continue
+        if value.detail in FUNCTIONAL_LOSSES:
+            config.loss = FUNCTIONAL_LOSSES[value.detail]
+            reduction = constant(facts, call.kwargs.get("reduction"), scope)
+        elif value.detail in MODULE_LOSSES and value.expr is not None and value.expr.call:
+            config.loss = MODULE_LOSSES[value.detail]
+            reduction = constant(facts, value.expr.call.kwargs.get("reduction"), scope)
+        else:
+            continue
+        config.reduction = reduction if isinstance(reduction, str) else "mean"
+        return
+
+
+def _batch_and_epochs(facts: FileFacts, loop: Loop, config: TrainingConfig) -> None:
+    for current in (*loop.loops, loop, *_inner_loops(facts, loop)):
+        iterable = current.iter
+        if current.kind != "for" or iterable is None:
+            continue
+        while iterable.call is not None and iterable.call.text in _WRAPPERS and iterable.call.args:
+            iterable = iterable.call.args[0]  # tqdm(range(n)), enumerate(loader)
+        call = iterable.call
+        if call is not None and _last(call.text) in _COUNTERS and len(call.args) == 1:
+            count = _number(constant(facts, call.args[0], current.scope))
+            if isinstance(count, int) and config.epochs is None:
+                config.epochs = count
+            continue
+        for value in v.values_of(facts, iterable, current.scope):
+            if value.kind == v.DATALOADER and value.expr is not None and value.expr.call:
+                loader = value.expr.call
+                size = _number(constant(facts, loader.arg(1, "batch_size"), current.scope))
+                if isinstance(size, int):
+                    config.batch_size = size
+
+
+_COUNTERS = frozenset({"range", "trange", "tnrange"})
+_WRAPPERS = frozenset({"tqdm", "enumerate", "tqdm.tqdm", "notebook.tqdm"})
+
+
+def _last(text: str | None) -> str:
+    return (text or "").rsplit(".", 1)[-1]
+
+
+def _inner_loops(facts: FileFacts, loop: Loop) -> list[Loop]:
+    return [other for other in facts.loops if loop in other.loops]
+
+
+def training_configs(facts: FileFacts) -> list[TrainingConfig]:
+    """One configuration per outermost training loop."""
+    loops = training_loops(facts)
+    training = {id(loop) for loop, _ in loops}
+    configs = []
+    for loop, events in loops:
+        if any(id(outer) in training for outer in loop.loops):
+            continue
+        config = TrainingConfig(loop)
+        for occurrence in events:
+            if occurrence.kind is EventKind.STEP and config.optimizer is None:
+                _optimizer_settings(facts, occurrence, config)
+            elif occurrence.kind is EventKind.BACKWARD and config.loss is None:
+                _loss_settings(facts, occurrence, config)
+        _batch_and_epochs(facts, loop, config)
+        configs.append(config)
+    return configs
