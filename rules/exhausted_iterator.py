@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import libcst as cst
-
 from advisor.facts import values as v
+from advisor.facts.hyperparameters import constant
 from advisor.facts.model import Binding, Expr, FileFacts, Loop, Scope
 from advisor.findings import Diagnostic, Fix
 from advisor.rule import ERROR, Rule
@@ -20,20 +19,8 @@ def _single_pass(loop: Loop, facts: FileFacts) -> bool:
     call = iterable.call
     if call.text != "range" or len(call.args) != 1:
         return False
-    count = _int_constant(call.args[0], loop.scope, facts)
-    return count is not None and count <= 1
-
-
-def _int_constant(expr: Expr, scope: Scope, facts: FileFacts) -> int | None:
-    if isinstance(expr.node, cst.Integer):
-        return int(expr.node.value.replace("_", ""), 0)
-    if expr.kind == "name":
-        bindings, _ = v.lookup(facts, expr.text, scope)
-        if len(bindings) == 1 and bindings[0].value is not None:
-            node = bindings[0].value.node
-            if isinstance(node, cst.Integer):
-                return int(node.value.replace("_", ""), 0)
-    return None
+    count = constant(facts, call.args[0], loop.scope)
+    return isinstance(count, int) and count <= 1
 
 
 def _one_shot(facts: FileFacts, bindings: list[Binding], where: Scope) -> v.Value | None:

@@ -125,7 +125,7 @@ def _optimizer_settings(facts: FileFacts, occurrence: Occurrence, config: Traini
         if value.kind != v.OPTIMIZER or value.expr is None or value.expr.call is None:
             continue
         call = value.expr.call
-        where = _scope_of(facts, value.expr) or scope
+        where = value.scope or scope
         config.optimizer = value.detail
         for name in ("lr", "momentum", "weight_decay"):
             position = OPTIMIZER_POSITIONS.get(name, 99) if value.detail == "SGD" else None
@@ -136,15 +136,6 @@ def _optimizer_settings(facts: FileFacts, occurrence: Occurrence, config: Traini
                 arg = call.arg(1)
             setattr(config, name, _number(constant(facts, arg, where)))
         return
-
-
-def _scope_of(facts: FileFacts, expr: Expr) -> Scope | None:
-    """The scope of the statement that holds an expression."""
-    for stmt in facts.stmts:
-        value = stmt.value
-        if value is not None and (value is expr or any(c.node is expr.node for c in value.calls)):
-            return stmt.scope
-    return None
 
 
 def _loss_settings(facts: FileFacts, occurrence: Occurrence, config: TrainingConfig) -> None:

@@ -7,7 +7,7 @@ anything. Where the answer is not known, the value is UNKNOWN and rules stay qui
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from advisor.facts.model import Binding, ClassInfo, Expr, FileFacts, Function, Scope
 
@@ -91,6 +91,7 @@ class Value:
     detail: str = ""  # class or function name: "SGD", "Linear", "mse_loss"
     expr: Expr | None = None  # the expression that made it
     source: str | None = None  # COPY: the copied name; PARAMS: the module whose parameters
+    scope: Scope | None = None  # where `expr` is written (its names resolve there)
 
 
 def lookup(facts: FileFacts, name: str, scope: Scope) -> tuple[list[Binding], Scope | None]:
@@ -263,7 +264,10 @@ def values_of(facts: FileFacts, expr: Expr, scope: Scope, depth: int = 0) -> lis
     if kind == "attr":
         return _attribute_values(facts, expr, scope, depth)
     if kind == "call":
-        return _call_values(facts, expr, scope, depth)
+        return [
+            value if value.scope is not None else replace(value, scope=scope)
+            for value in _call_values(facts, expr, scope, depth)
+        ]
     if kind == "genexpr":
         return [Value(ITERATOR, "generator expression", expr)]
     if kind in ("list", "tuple", "set", "dict"):
