@@ -157,7 +157,7 @@ def test_literal_constants_are_summarised():
 
 
 def test_literal_arrays_follow_conversions():
-    from advisor.facts.data import literal_array
+    from advisor.facts.data import data_of
 
     facts = facts_of(
         "import numpy as np\n"
@@ -172,13 +172,15 @@ def test_literal_arrays_follow_conversions():
         "twice = to.tensor([2.0])\n"
         "use = twice\n"
     )
-    scope = facts.scope
-    found = {s.targets[0]: s.value for s in facts.stmts if s.op == "assign"}
-    inputs = literal_array(facts, found["inputs"], scope)
-    assert inputs.shape == (2, 3) and inputs.dtype == "np.float32"
-    assert inputs.values[1][0] == 2832.94
-    targets = literal_array(facts, found["targets"], scope)
-    assert targets.shape == (2,) and targets.dtype == "float"
-    assert literal_array(facts, found["ragged"], scope) is None
-    assert literal_array(facts, found["twice"], scope).values == [2.0]
-    assert literal_array(facts, found["use"], scope) is None  # re-bound: not certain
+    found = {s.targets[0]: s for s in facts.stmts if s.op == "assign"}
+
+    def data(name):
+        stmt = found[name]
+        return data_of(facts, stmt.value, stmt.scope, stmt.order)
+
+    inputs = data("inputs")
+    assert inputs.shape == (2, 3) and inputs.dtype == "np.float32" and inputs.exact
+    assert inputs.values.get()[1][0] == 2832.94
+    assert data("targets").shape == (2,)
+    assert data("ragged") is None
+    assert data("use").values.get().tolist() == [2.0]  # the binding that reaches the use

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 
 import libcst as cst
 
-from advisor.facts.model import NOTHING, Call, Expr
+from advisor.facts.model import NOTHING, Call, Expr, Slice
 
 # Methods and builtins whose result no longer carries the autograd graph.
 DETACHING_METHODS = frozenset({"item", "detach", "tolist", "numpy", "detach_"})
@@ -45,7 +45,7 @@ def _merge(parts: Iterable[Expr]) -> dict:
 class ExpressionSummarizer:
     """Summarises expressions; reports `yield` and calls to the extraction pass."""
 
-    def __init__(self, on_yield: Callable[[], None]):
+    def __init__(self, on_yield: Callable[[Expr | None], None]):
         self._on_yield = on_yield
 
     def summarize(self, node: cst.BaseExpression) -> Expr:
@@ -191,13 +191,16 @@ class ExpressionSummarizer:
         return Expr(node, "lambda", **fields)
 
     def _Yield(self, node: cst.Yield) -> Expr:
-        self._on_yield()
         value = node.value
         if value is None:
+            self._on_yield(None)
             return Expr(node, "other")
         if isinstance(value, cst.From):
+            self._on_yield(None)
             return self._combine(node, "other", [self.summarize(value.item)])
-        return self._combine(node, "other", [self.summarize(value)])
+        yielded = self.summarize(value)
+        self._on_yield(yielded)
+        return self._combine(node, "other", [yielded])
 
     def _BinaryOperation(self, node: cst.BinaryOperation) -> Expr:
         operands = (self.summarize(node.left), self.summarize(node.right))
@@ -209,6 +212,7 @@ class ExpressionSummarizer:
     def _UnaryOperation(self, node: cst.UnaryOperation) -> Expr:
         operand = self.summarize(node.expression)
         summary = self._combine(node, "unary", [operand])
+        summary.operands = (operand,)
         value = operand.const
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(node.operator, cst.Minus):
@@ -232,14 +236,22 @@ class ExpressionSummarizer:
     def _Subscript(self, node: cst.Subscript) -> Expr:
         value = self.summarize(node.value)
         parts = [value]
+        slices: list[Expr | Slice] = []
         for element in node.slice:
             inner = element.slice
             if isinstance(inner, cst.Index):
-                parts.append(self.summarize(inner.value))
+                index = self.summarize(inner.value)
+                parts.append(index)
+                slices.append(index)
             elif isinstance(inner, cst.Slice):
-                parts.extend(self.summarize(x) for x in (inner.lower, inner.upper, inner.step) if x)
+                bounds = [
+                    self.summarize(x) if x else None for x in (inner.lower, inner.upper, inner.step)
+                ]
+                parts.extend(x for x in bounds if x is not None)
+                slices.append(Slice(*bounds))
         summary = self._combine(node, "subscript", parts)
         summary.base = value
+        summary.slices = tuple(slices)
         return summary
 
     def _NamedExpr(self, node: cst.NamedExpr) -> Expr:

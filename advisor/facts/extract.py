@@ -25,6 +25,24 @@ from advisor.facts.model import (
 NO_GRAD_NAMES = frozenset({"no_grad", "inference_mode"})
 
 
+def _target_positions(target: cst.BaseExpression, at: tuple[int, ...]):
+    """(name, position) for each name of an assignment target: `a, (b, c)` -> b at (1, 0).
+
+    Names after a starred element have no fixed position (None)."""
+    if isinstance(target, cst.Name):
+        yield target.value, at
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        fixed = True
+        for index, element in enumerate(target.elements):
+            if isinstance(element, cst.StarredElement):
+                fixed = False
+                for name in target_names(element.value):
+                    yield name, None
+                continue
+            for name, position in _target_positions(element.value, (*at, index)):
+                yield name, position if fixed and position is not None else None
+
+
 def _no_grad_expr(expr: Expr) -> bool | None:
     """True for `torch.no_grad()`, False for `torch.enable_grad()`, None for anything else."""
     text = expr.call.text if expr.call is not None else expr.text
@@ -81,10 +99,12 @@ class FactsExtractor:
         self._order += 1
         return self._order
 
-    def _on_yield(self) -> None:
+    def _on_yield(self, value: Expr | None) -> None:
         function = self._functions[-1]
         if function is not None:
             function.is_generator = True
+            if value is not None:
+                function.yields.append(value)
 
     def _expr(self, node: cst.BaseExpression, ctx: _Context) -> Expr:
         return self._summarizer.summarize(node)
@@ -119,9 +139,8 @@ class FactsExtractor:
         return stmt
 
     def _bind_target(self, target: cst.BaseExpression, kind: str, stmt: Stmt, ctx: _Context, value):
-        names = target_names(target)
         unpack = kind == "assign" and not isinstance(target, cst.Name)
-        for name in names:
+        for name, position in _target_positions(target, ()):
             ctx.scope.bind(
                 Binding(
                     name,
@@ -130,6 +149,8 @@ class FactsExtractor:
                     None if unpack else value,
                     stmt,
                     ctx.loops,
+                    position,
+                    value,
                 )
             )
 

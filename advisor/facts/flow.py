@@ -53,7 +53,7 @@ class _Walker:
                 self.stmt(item, path, loops, no_grad, via, stack, top or item)
             elif isinstance(item, Loop):
                 inner_path = path
-                if not (self.transparent_loops and _over_parameters(item)):
+                if not (self.transparent_loops and over_parameters(item)):
                     inner_path = (*path, (id(item), 0))
                 header_top = top or item.header
                 self.stmt(item.header, path, (*loops, item), no_grad, via, stack, header_top)
@@ -101,7 +101,7 @@ class _Walker:
         self.out.append(Occurrence(event, top, origin, len(self.out), path, loops, no_grad, via))
 
 
-def _over_parameters(loop: Loop) -> bool:
+def over_parameters(loop: Loop) -> bool:
     """`for p in params`, `for p in [w, b]`, `for p in model.parameters()`: once per tensor."""
     iterable = loop.iter
     if loop.kind != "for" or iterable is None:

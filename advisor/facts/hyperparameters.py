@@ -34,7 +34,7 @@ def constant(facts: FileFacts, expr: Expr | None, scope: Scope, depth: int = 0) 
         return expr.const
     if expr.kind == "binop" and len(expr.operands) == 2:
         left, right = (constant(facts, e, scope, depth + 1) for e in expr.operands)
-        return _arithmetic(expr, left, right)
+        return arithmetic(expr, left, right)
     if expr.kind != "name":
         return NOTHING
     bindings, where = v.lookup(facts, expr.text, scope)
@@ -78,11 +78,12 @@ def _hashable(value: object) -> object:
     return NOTHING if isinstance(value, list) else value
 
 
-def _arithmetic(expr: Expr, left: object, right: object) -> object:
+def arithmetic(expr: Expr, left: object, right: object) -> object:
+    """`left <op> right` for two numbers, NOTHING for anything else."""
     numbers = (int, float)
     if not (isinstance(left, numbers) and isinstance(right, numbers)):
         return NOTHING
-    ops = expr.ops
+    ops = {type(getattr(expr.node, "operator", None)).__name__}
     try:
         if ops == {"Multiply"}:
             return left * right
@@ -94,6 +95,8 @@ def _arithmetic(expr: Expr, left: object, right: object) -> object:
             return left - right
         if ops == {"Power"}:
             return left**right
+        if ops == {"FloorDivide"}:
+            return left // right
     except (ZeroDivisionError, OverflowError):
         return NOTHING
     return NOTHING

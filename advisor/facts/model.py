@@ -27,7 +27,7 @@ NOTHING = _Nothing()
 class Call:
     """A call expression: `opt.step()`, `F.mse_loss(pred, y)`, `model(x)`."""
 
-    node: cst.Call
+    node: cst.Call = field(repr=False)
     func: Expr
     args: tuple[Expr, ...]
     kwargs: dict[str, Expr]
@@ -54,11 +54,20 @@ class Call:
         return self.args[index] if index < len(self.args) else None
 
 
+@dataclass(frozen=True, eq=False)
+class Slice:
+    """One `lower:upper:step` element of a subscript."""
+
+    lower: Expr | None = None
+    upper: Expr | None = None
+    step: Expr | None = None
+
+
 @dataclass(eq=False)
 class Expr:
     """A summary of an expression, computed once, bottom-up, by the extraction pass."""
 
-    node: cst.BaseExpression
+    node: cst.BaseExpression = field(repr=False)
     kind: str  # name, attr, call, literal, list, tuple, dict, set, genexpr, comp, lambda, other
     text: str | None = None  # dotted text of a Name/Attribute chain: "self.model.weight"
     names: frozenset[str] = frozenset()  # root names read anywhere inside
@@ -71,6 +80,7 @@ class Expr:
     elements: tuple[Expr, ...] = ()  # for list/tuple/set literals
     operands: tuple[Expr, ...] = ()  # for binary operations: left, right
     const: object = NOTHING  # the value of a literal: 3, -1.5, "x", None, [[1, 2], [3, 4]]
+    slices: tuple[Expr | Slice, ...] = ()  # for subscripts: `x[:, 0]` -> (Slice(), Expr 0)
 
     def derives_from(self, names: frozenset[str] | set[str]) -> bool:
         return bool(self.names & names)
@@ -87,7 +97,7 @@ class EventKind(Enum):
 @dataclass(eq=False)
 class Event:
     kind: EventKind
-    node: cst.CSTNode
+    node: cst.CSTNode = field(repr=False)
     target: str | None = None  # loss / optimizer / module / tensor as dotted text
     how: str = ""  # ZERO: zero_grad|tensor|none|assign; UPDATE: inplace|method|data|rebind
     value: Expr | None = None  # BACKWARD: the loss; UPDATE/ACCUMULATE: the right-hand side
@@ -99,10 +109,10 @@ class Event:
 class Stmt:
     """One simple statement (or a compound statement's header expression)."""
 
-    node: cst.CSTNode
+    node: cst.CSTNode = field(repr=False)
     op: str  # assign, aug, expr, return, del, test, iter, with, import, other
     order: int
-    scope: Scope
+    scope: Scope = field(repr=False)
     targets: tuple[str, ...] = ()  # dotted texts assigned ("w", "self.fc", "w.grad")
     value: Expr | None = None
     aug_op: str | None = None  # for op == "aug": "-=", "+=", ...
@@ -117,11 +127,11 @@ class Stmt:
 
 @dataclass(eq=False)
 class Loop:
-    node: cst.For | cst.While
+    node: cst.For | cst.While = field(repr=False)
     kind: str  # for, while
     order: int
     end_order: int
-    scope: Scope
+    scope: Scope = field(repr=False)
     targets: tuple[str, ...]  # names bound by `for <targets> in ...`
     iter: Expr | None  # the iterable of a for loop, the test of a while loop
     header: Stmt  # the loop's own header statement (its calls run every iteration)
@@ -134,7 +144,7 @@ class Loop:
 class Branch:
     """if/elif/else, try/except and match: arms of which at most one runs."""
 
-    node: cst.CSTNode
+    node: cst.CSTNode = field(repr=False)
     arms: tuple[Block, ...]
     test: Stmt | None = None
 
@@ -155,8 +165,12 @@ class Binding:
     kind: str  # assign, aug, unpack, param, for, with, import, def, class, global
     order: int
     value: Expr | None = None
-    stmt: Stmt | None = None
+    stmt: Stmt | None = field(default=None, repr=False)
     loops: tuple[Loop, ...] = ()
+    # unpacking (`x, y = pair`, `for xb, yb in loader`): where the name sits in the target
+    # and the whole right-hand side or iterable
+    position: tuple[int, ...] | None = None
+    source: Expr | None = None
 
 
 @dataclass(eq=False)
@@ -177,7 +191,7 @@ class Scope:
 class Function:
     name: str
     qualname: str  # "fit", "Trainer.train_step", "main.<locals>.closure"
-    node: cst.FunctionDef | cst.Lambda
+    node: cst.FunctionDef | cst.Lambda = field(repr=False)
     params: tuple[str, ...]
     scope: Scope
     class_name: str | None = None
@@ -185,6 +199,7 @@ class Function:
     is_generator: bool = False
     no_grad: bool = False  # decorated with @torch.no_grad() / @torch.inference_mode()
     returns: list[Expr] = field(default_factory=list)
+    yields: list[Expr] = field(default_factory=list)
     defaults: dict[str, Expr] = field(default_factory=dict)  # evaluated in the parent scope
 
     @property
@@ -202,7 +217,7 @@ class Function:
 @dataclass(eq=False)
 class ClassInfo:
     name: str
-    node: cst.ClassDef
+    node: cst.ClassDef = field(repr=False)
     bases: tuple[Expr, ...]
     methods: dict[str, Function] = field(default_factory=dict)
     attributes: dict[str, list[Expr]] = field(default_factory=dict)  # self.<attr> = <value>

@@ -7,7 +7,7 @@ anything. Where the answer is not known, the value is UNKNOWN and rules stay qui
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from advisor.facts.model import Binding, ClassInfo, Expr, FileFacts, Function, Scope
 
@@ -89,9 +89,9 @@ _MAX_DEPTH = 6
 class Value:
     kind: str
     detail: str = ""  # class or function name: "SGD", "Linear", "mse_loss"
-    expr: Expr | None = None  # the expression that made it
+    expr: Expr | None = field(default=None, repr=False)  # the expression that made it
     source: str | None = None  # COPY: the copied name; PARAMS: the module whose parameters
-    scope: Scope | None = None  # where `expr` is written (its names resolve there)
+    scope: Scope | None = field(default=None, repr=False)  # where `expr` is written
 
 
 def lookup(facts: FileFacts, name: str, scope: Scope) -> tuple[list[Binding], Scope | None]:

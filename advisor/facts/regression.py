@@ -1,0 +1,414 @@
+"""The regression a training loop solves, as far as the facts tell: its loss, its model, the
+data the model sees, how many rows a step takes, how many steps run, and the step size.
+
+Rules about learning rates, scaling and shapes are queries over these records. Every field is
+None where the script does not say it for certain.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from advisor.facts import values as v
+from advisor.facts.data import (
+    Array,
+    LinearModel,
+    Prediction,
+    _bind,
+    _Ctx,
+    _eval,
+    _number,
+    _reaching,
+    callee,
+    iteration_count,
+)
+from advisor.facts.flow import Occurrence, over_parameters
+from advisor.facts.hyperparameters import (
+    FUNCTIONAL_LOSSES,
+    MODULE_LOSSES,
+    TrainingConfig,
+    training_configs,
+)
+from advisor.facts.model import NOTHING, EventKind, Expr, FileFacts, Loop
+from advisor.facts.training import stepped_optimizer, training_loops
+
+ELEMENTWISE = frozenset({"mse", "l1", "smooth_l1", "huber"})
+ADAPTIVE = frozenset(
+    {"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta"}
+)
+_MAX_DEPTH = 10
+
+
+@dataclass(eq=False)
+class Loss:
+    """`mse_loss(pred, y)`, `((pred - y) ** 2).mean()`, `squared_loss(y_hat, y).sum() / n`."""
+
+    kind: str  # mse, l1, smooth_l1, huber
+    mean: bool  # averaged over all elements (else summed)
+    factor: float  # what multiplies the mean or the sum: 0.5 for `/ 2`
+    prediction: Prediction
+    target: Array | None
+    node: Expr = field(repr=False)  # where prediction meets target: the call or the subtraction
+
+
+@dataclass(eq=False)
+class Regression:
+    config: TrainingConfig
+    loss: Loss
+    model: LinearModel | None
+    features: Array | None  # the data the model sees, as a whole
+    rows: int | None  # rows of the whole data set
+    batch: int | None  # rows per step
+    steps: int | None  # optimizer steps the script runs
+    step_size: float | None  # what multiplies the gradient of the loss in an update
+    rule: str  # sgd, adaptive, manual, other
+    lr_node: Expr | None = field(default=None, repr=False)  # where the learning rate is written
+
+    @property
+    def outputs(self) -> int:
+        if self.model is not None and self.model.outputs:
+            return self.model.outputs
+        return 1
+
+    @property
+    def curvature_scale(self) -> float | None:
+        """c in: expected Hessian of one step's loss = c * AᵀA (A: the data, with bias column)."""
+        rows, batch, loss = self.rows, self.batch, self.loss
+        if rows is None or loss.kind != "mse":
+            return None
+        if loss.mean:
+            return 2.0 * loss.factor / (rows * self.outputs)
+        if batch is None:
+            return None
+        return 2.0 * loss.factor * batch / rows
+
+
+# -- losses ---------------------------------------------------------------------------------
+def loss_of(facts: FileFacts, expr: Expr | None, scope, before: int | None = None) -> Loss | None:
+    """The loss an expression computes, when it is an elementwise regression loss."""
+    if expr is None:
+        return None
+    key = ("loss", id(expr), id(scope), before)
+    if key not in facts.memo:
+        facts.memo[key] = _loss(facts, expr, _Ctx(scope, {}, before), 1.0, 0)
+    return facts.memo[key]
+
+
+def _loss(facts: FileFacts, expr: Expr, ctx: _Ctx, factor: float, depth: int) -> Loss | None:
+    if depth > _MAX_DEPTH or expr is None:
+        return None
+    if expr.kind == "name":
+        expr, ctx = _resolve(facts, expr, ctx)
+        return _loss(facts, expr, ctx, factor, depth + 1) if expr is not None else None
+    if expr.kind == "binop" and len(expr.operands) == 2:
+        op = type(expr.node.operator).__name__
+        left, right = expr.operands
+        if op in ("Divide", "Multiply"):
+            scale = _number(facts, right, ctx)
+            if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale:
+                scale = 1.0 / scale if op == "Divide" else float(scale)
+                return _loss(facts, left, ctx, factor * scale, depth + 1)
+            scale = _number(facts, left, ctx)
+            if op == "Multiply" and isinstance(scale, (int, float)) and scale:
+                return _loss(facts, right, ctx, factor * float(scale), depth + 1)
+        return None
+    if expr.kind != "call":
+        return None
+    call = expr.call
+    last = (call.text or "").rsplit(".", 1)[-1]
+    qualified = facts.qualify(call.text) or ""
+    if last in ("mean", "sum"):
+        if qualified in ("torch.mean", "torch.sum", "numpy.mean", "numpy.sum"):
+            inner_expr, extra = call.arg(0, "input"), call.args[1:]
+        elif call.method and call.receiver is not None and not qualified:
+            inner_expr, extra = call.receiver, call.args
+        else:
+            inner_expr, extra = None, ()
+        if extra or any(key in call.kwargs for key in ("dim", "axis")):
+            return None  # a reduction over some axes only
+        term = _elementwise(facts, inner_expr, ctx, depth + 1) if inner_expr else None
+        if term is None:
+            return None
+        kind, prediction, target, scale, node = term
+        return Loss(kind, last == "mean", factor * scale, prediction, target, node)
+    found = _loss_call(facts, call, expr, ctx, depth)
+    if found is not None:
+        kind, reduction, prediction, target = found
+        if reduction == "none":
+            return None
+        return Loss(kind, reduction == "mean", factor, prediction, target, expr)
+    function = callee(facts, call, ctx.scope)
+    if function is not None and not function.is_generator and len(function.returns) == 1:
+        env = _bind(function, call, ctx)
+        inner = ctx.deeper(scope=function.scope, env=env, before=None)
+        return _loss(facts, function.returns[0], inner, factor, depth + 1)
+    return None
+
+
+def _loss_call(facts: FileFacts, call, expr: Expr, ctx: _Ctx, depth: int):
+    """(kind, reduction, prediction, target) for `F.mse_loss(a, b)` or `criterion(a, b)`."""
+    if len(call.args) < 2:
+        return None
+    for value in v.values_of(facts, call.func, ctx.scope):
+        if value.kind != v.LOSS_FN:
+            continue
+        if value.detail in FUNCTIONAL_LOSSES or value.detail == "huber_loss":
+            kind = FUNCTIONAL_LOSSES.get(value.detail, "huber")
+            reduction = _number(facts, call.kwargs.get("reduction"), ctx)
+        elif value.detail in MODULE_LOSSES and value.expr is not None and value.expr.call:
+            kind = MODULE_LOSSES[value.detail]
+            where = ctx.deeper(scope=value.scope or ctx.scope, env={}, before=None)
+            reduction = _number(facts, value.expr.call.kwargs.get("reduction"), where)
+        else:
+            return None
+        sides = _sides(facts, call.args[0], call.args[1], ctx)
+        if sides is None:
+            return None
+        return kind, reduction if isinstance(reduction, str) else "mean", *sides
+    return None
+
+
+def _sides(facts: FileFacts, first: Expr, second: Expr, ctx: _Ctx):
+    """(prediction, target) of two operands, in either order; None unless one is a model's."""
+    a, b = _eval(facts, first, ctx.deeper()), _eval(facts, second, ctx.deeper())
+    if isinstance(a, Prediction) and isinstance(b, Array):
+        return a, b
+    if isinstance(b, Prediction) and isinstance(a, Array):
+        return b, a
+    if isinstance(a, Prediction) and b is None:
+        return a, None
+    if isinstance(b, Prediction) and a is None:
+        return b, None
+    return None
+
+
+def _elementwise(facts: FileFacts, expr: Expr, ctx: _Ctx, depth: int):
+    """(kind, prediction, target, factor, node) of `(a - b) ** 2 / 2`, `(a - b).abs()`..."""
+    if depth > _MAX_DEPTH or expr is None:
+        return None
+    if expr.kind == "name":
+        expr, ctx = _resolve(facts, expr, ctx)
+        return _elementwise(facts, expr, ctx, depth + 1) if expr is not None else None
+    if expr.kind == "binop" and len(expr.operands) == 2:
+        op = type(expr.node.operator).__name__
+        left, right = expr.operands
+        if op == "Power" and right.const == 2:
+            return _difference(facts, left, ctx, "mse", 1.0)
+        if op in ("Divide", "Multiply"):
+            scale = _number(facts, right, ctx)
+            if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale:
+                found = _elementwise(facts, left, ctx, depth + 1)
+                if found is None:
+                    return None
+                kind, prediction, target, factor, node = found
+                factor *= 1.0 / scale if op == "Divide" else float(scale)
+                return kind, prediction, target, factor, node
+            if op == "Multiply" and _same_text(left, right):
+                return _difference(facts, left, ctx, "mse", 1.0)
+        return None
+    if expr.kind != "call":
+        return None
+    call = expr.call
+    last = (call.text or "").rsplit(".", 1)[-1]
+    if last in ("pow", "square", "abs"):
+        inner = call.receiver if call.method and not facts.qualify(call.text) else call.arg(0)
+        if last == "pow":
+            exponent = call.args[-1] if call.args else None
+            if exponent is None or exponent.const != 2:
+                return None
+        return _difference(facts, inner, ctx, "l1" if last == "abs" else "mse", 1.0)
+    found = _loss_call(facts, call, expr, ctx, depth)
+    if found is not None:
+        kind, reduction, prediction, target = found
+        return (kind, prediction, target, 1.0, expr) if reduction == "none" else None
+    function = callee(facts, call, ctx.scope)
+    if function is not None and not function.is_generator and len(function.returns) == 1:
+        env = _bind(function, call, ctx)
+        inner = ctx.deeper(scope=function.scope, env=env, before=None)
+        return _elementwise(facts, function.returns[0], inner, depth + 1)
+    return None
+
+
+def _same_text(left: Expr, right: Expr) -> bool:
+    return left.node.deep_equals(right.node)
+
+
+def _resolve(facts: FileFacts, expr: Expr, ctx: _Ctx):
+    """Follow a name to the expression assigned to it: (expr, its context), or (None, ctx)."""
+    for _ in range(_MAX_DEPTH):
+        if expr.kind != "name":
+            return expr, ctx
+        if expr.text in ctx.env:
+            arg = ctx.env[expr.text]
+            if arg.expr is None:
+                return None, ctx
+            expr, ctx = arg.expr, arg.ctx
+            continue
+        binding, where = _reaching(facts, expr.text, ctx)
+        if binding is None or binding.kind != "assign" or binding.value is None:
+            return None, ctx
+        env = ctx.env if where is ctx.scope else {}
+        expr, ctx = binding.value, ctx.deeper(scope=where, before=binding.order, env=env)
+    return None, ctx
+
+
+def _difference(facts: FileFacts, expr: Expr | None, ctx: _Ctx, kind: str, factor: float):
+    if expr is not None and expr.kind == "name":
+        expr, ctx = _resolve(facts, expr, ctx)
+    if expr is None or expr.kind != "binop" or len(expr.operands) != 2:
+        return None
+    if type(expr.node.operator).__name__ != "Subtract":
+        return None
+    sides = _sides(facts, *expr.operands, ctx)
+    if sides is None:
+        return None
+    return kind, sides[0], sides[1], factor, expr
+
+
+# -- the regression of a training loop ------------------------------------------------------
+def regressions(facts: FileFacts) -> list[Regression]:
+    """One record per training loop whose loss is an elementwise loss of a model's output."""
+    if "regressions" in facts.memo:
+        return facts.memo["regressions"]
+    found: list[Regression] = []
+    events = dict((id(loop), occurrences) for loop, occurrences in training_loops(facts))
+    for config in training_configs(facts):
+        occurrences = events.get(id(config.loop), [])
+        backward = next((o for o in occurrences if o.kind is EventKind.BACKWARD), None)
+        if backward is None:
+            continue
+        loss = loss_of(facts, backward.event.value, backward.origin.scope, backward.origin.order)
+        if loss is None:
+            continue
+        found.append(_regression(facts, config, loss, occurrences))
+    facts.memo["regressions"] = found
+    return found
+
+
+def _regression(facts: FileFacts, config: TrainingConfig, loss: Loss, occurrences) -> Regression:
+    prediction = loss.prediction
+    features = prediction.features
+    rows = features.rows if features is not None else None
+    if rows is None and features is not None and features.batch is None and features.shape:
+        rows = features.shape[0]
+    update = next((o for o in occurrences if o.kind in (EventKind.STEP, EventKind.UPDATE)), None)
+    steps, inner_count = _steps(facts, config.loop, update)
+    batch = _batch(features, rows, inner_count)
+    rule, step_size, lr_node = _step_size(facts, config, update)
+    return Regression(
+        config,
+        loss,
+        prediction.model,
+        features,
+        rows,
+        batch,
+        steps,
+        step_size,
+        rule,
+        lr_node,
+    )
+
+
+def _batch(features: Array | None, rows: int | None, inner_count: int | None) -> int | None:
+    if features is None:
+        return None
+    batch = features.batch
+    if batch is None:
+        return rows
+    if batch == "row":
+        return 1
+    if isinstance(batch, int):
+        return min(batch, rows) if rows else batch
+    if rows and inner_count:
+        return math.ceil(rows / inner_count)
+    return None
+
+
+def _steps(facts: FileFacts, loop: Loop, update: Occurrence | None):
+    """(optimizer steps in the whole run, iterations of the innermost loop) or None."""
+    if update is None:
+        return None, None
+    loops = [current for current in (loop, *update.loops) if not over_parameters(current)]
+    if any(branch not in {id(x) for x in (loop, *update.loops)} for branch, _ in update.path):
+        return None, None  # a step under a condition: gradient accumulation, early stop...
+    total = 1
+    inner = None
+    for current in loops:
+        if current.kind != "for":
+            return None, None
+        count = iteration_count(facts, current.iter, current.scope)
+        if count is None:
+            return None, None
+        total *= count
+        inner = count
+    return total, inner if len(loops) > 1 else None
+
+
+def _step_size(facts: FileFacts, config: TrainingConfig, update: Occurrence | None):
+    """(rule, what multiplies the gradient, where the lr is written)."""
+    if update is None:
+        return "other", None, None
+    if update.kind is EventKind.STEP:
+        name = config.optimizer
+        node = _lr_node(facts, update)
+        if name in ("SGD",):
+            return "sgd", config.lr, node
+        if name in ADAPTIVE:
+            return "adaptive", config.lr, node
+        return "other", None, node
+    ctx = _Ctx(update.origin.scope, {}, update.origin.order)
+    event = update.event
+    value = event.value
+    if event.how == "rebind" and value is not None and value.kind == "binop":
+        value = value.operands[1] if len(value.operands) == 2 else None
+    scale = _gradient_coefficient(facts, value, ctx, 0)
+    if event.how in ("method", "data") and event.call is not None:
+        alpha = event.call.kwargs.get("alpha")
+        if alpha is not None and scale is not None:
+            number = _number(facts, alpha, ctx)
+            scale = scale * abs(number) if isinstance(number, (int, float)) else None
+    return "manual", scale, event.node
+
+
+def _gradient_coefficient(facts: FileFacts, expr: Expr | None, ctx: _Ctx, depth: int):
+    """c where the expression is ±c * (a gradient); None when it is not that simple."""
+    if expr is None or depth > _MAX_DEPTH:
+        return None
+    text = expr.text or ""
+    if text.endswith((".grad", ".grad.data")):
+        return 1.0
+    if expr.kind == "unary" and expr.operands:
+        return _gradient_coefficient(facts, expr.operands[0], ctx, depth + 1)
+    if expr.kind != "binop" or len(expr.operands) != 2:
+        return None
+    op = type(expr.node.operator).__name__
+    left, right = expr.operands
+    if op == "Multiply":
+        for term, other in ((left, right), (right, left)):
+            if term.grad_of:
+                scale = _gradient_coefficient(facts, term, ctx, depth + 1)
+                number = _number(facts, other, ctx)
+                if scale is None or not isinstance(number, (int, float)):
+                    return None
+                return scale * abs(float(number))
+        return None
+    if op == "Divide" and left.grad_of and not right.grad_of:
+        scale = _gradient_coefficient(facts, left, ctx, depth + 1)
+        number = _number(facts, right, ctx)
+        if scale is None or not isinstance(number, (int, float)) or not number:
+            return None
+        return scale / abs(float(number))
+    return None
+
+
+def _lr_node(facts: FileFacts, update: Occurrence) -> Expr | None:
+    text = stepped_optimizer(facts, update)
+    for value in v.text_values(facts, text, update.origin.scope):
+        if value.kind == v.OPTIMIZER and value.expr is not None and value.expr.call is not None:
+            call = value.expr.call
+            return call.kwargs.get("lr") or call.arg(1) or value.expr
+    return None
+
+
+__all__ = ["Loss", "Regression", "loss_of", "regressions", "NOTHING"]
