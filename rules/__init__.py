@@ -9,6 +9,7 @@ from rules import (
     loss_argument_order,
     missing_zero_grad,
     reused_layer,
+    unscaled_features,
     update_outside_no_grad,
     wrong_model_variable,
     zero_grad_before_step,
@@ -25,6 +26,7 @@ ALL_RULES: tuple[Rule, ...] = tuple(
             wrong_model_variable.RULE,
             loss_argument_order.RULE,
             reused_layer.RULE,
+            unscaled_features.RULE,
         ),
         key=lambda rule: rule.id,
     )

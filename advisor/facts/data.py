@@ -632,7 +632,7 @@ def _index(facts: FileFacts, base: Array, slices, ctx: _Ctx) -> Array | None:
 def _call(facts: FileFacts, expr: Expr, ctx: _Ctx):
     call = expr.call
     qualified = facts.qualify(call.text) or ""
-    last = (call.text or "").rsplit(".", 1)[-1]
+    last = call.method or (call.text or "").rsplit(".", 1)[-1]
     if qualified in ARRAY_MAKERS:
         found = _eval(facts, call.arg(0, "data"), ctx.deeper())
         if isinstance(found, Array):
@@ -963,7 +963,7 @@ def _count(facts: FileFacts, source: Expr | None, ctx: _Ctx) -> int | None:
         found = _eval(facts, source, ctx) if source is not None else None
         return _count_of(found)
     call = source.call
-    last = (call.text or "").rsplit(".", 1)[-1]
+    last = call.method or (call.text or "").rsplit(".", 1)[-1]
     if last in ("enumerate", "tqdm", "iter") and call.args:
         return _count(facts, call.args[0], ctx.deeper())
     if last in ("range", "trange", "tnrange"):

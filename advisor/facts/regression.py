@@ -116,7 +116,7 @@ def _loss(facts: FileFacts, expr: Expr, ctx: _Ctx, factor: float, depth: int) ->
     if expr.kind != "call":
         return None
     call = expr.call
-    last = (call.text or "").rsplit(".", 1)[-1]
+    last = call.method or (call.text or "").rsplit(".", 1)[-1]
     qualified = facts.qualify(call.text) or ""
     if last in ("mean", "sum"):
         if qualified in ("torch.mean", "torch.sum", "numpy.mean", "numpy.sum"):
@@ -210,7 +210,7 @@ def _elementwise(facts: FileFacts, expr: Expr, ctx: _Ctx, depth: int):
     if expr.kind != "call":
         return None
     call = expr.call
-    last = (call.text or "").rsplit(".", 1)[-1]
+    last = call.method or (call.text or "").rsplit(".", 1)[-1]
     if last in ("pow", "square", "abs"):
         inner = call.receiver if call.method and not facts.qualify(call.text) else call.arg(0)
         if last == "pow":

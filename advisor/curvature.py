@@ -1,0 +1,194 @@
+"""The numbers behind the learning-rate and scaling rules, from the data a script writes down.
+
+For a linear model under a squared loss the Hessian does not depend on the weights: it is
+`c * AᵀA`, with A the data the model sees (plus a column of ones for a bias) and c set by the
+loss's reduction, its constant factors, the batch size and the number of outputs
+(`Regression.curvature_scale`). Its eigenvalues give the largest stable step of gradient descent
+(2/λmax, 2(1+μ)/λmax with momentum μ) and how fast each direction converges.
+
+numpy is imported here, lazily, only once a rule asks for numbers that exist.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from advisor.facts.regression import Regression
+
+SHRINK = 100.0  # "near the optimum": the error along a direction shrunk 100-fold
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Eigenvalues of a symmetric positive semi-definite matrix, ascending."""
+
+    eigenvalues: tuple[float, ...]
+    rank: int
+
+    @property
+    def largest(self) -> float:
+        return self.eigenvalues[-1]
+
+    @property
+    def smallest(self) -> float:
+        """The smallest eigenvalue of the directions the data spans (zero ones are ignored:
+        gradient descent never moves along them, and they do not change the loss)."""
+        return self.eigenvalues[len(self.eigenvalues) - self.rank]
+
+    @property
+    def condition(self) -> float:
+        return self.largest / self.smallest if self.smallest > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The curvature of one regression, and what standardising its features would give."""
+
+    spectrum: Spectrum  # of the expected Hessian of one step's loss
+    data_spectrum: Spectrum  # of AᵀA/n, the data's own
+    standardized: Spectrum  # of ZᵀZ/n, Z the standardised columns plus a bias column
+    column_means: tuple[float, ...]
+    column_spreads: tuple[float, ...]
+    rows: int
+    solution: object | None  # least-squares weights (p[+1], k), when the targets are known
+
+
+def design(features, bias: bool):
+    """The matrix the weights multiply: the features as (n, p), then a column of ones."""
+    import numpy as np
+
+    data = np.asarray(features, dtype=float)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2:
+        data = data.reshape(data.shape[0], -1)
+    if bias:
+        data = np.hstack([data, np.ones((data.shape[0], 1))])
+    return data
+
+
+def spectrum(matrix) -> Spectrum:
+    """Eigenvalues of a symmetric matrix, with its numerical rank."""
+    import numpy as np
+
+    values = np.clip(np.linalg.eigvalsh(np.asarray(matrix, dtype=float)), 0.0, None)
+    top = float(values[-1]) if values.size else 0.0
+    tolerance = top * max(values.size, 1) * np.finfo(float).eps * 10
+    rank = int(np.count_nonzero(values > tolerance))
+    return Spectrum(tuple(float(x) for x in values), max(rank, 1))
+
+
+def gram(data):
+    """AᵀA / n in float64."""
+    import numpy as np
+
+    data = np.asarray(data, dtype=float)
+    return data.T @ data / data.shape[0]
+
+
+def standardize(features):
+    """Columns with mean 0 and spread 1 (constant columns dropped), then a bias column."""
+    import numpy as np
+
+    data = design(features, bias=False)
+    spread = data.std(axis=0)
+    keep = spread > 0
+    z = (data[:, keep] - data[:, keep].mean(axis=0)) / spread[keep]
+    return np.hstack([z, np.ones((data.shape[0], 1))])
+
+
+def steps_needed(step: float, eigenvalue: float, momentum: float = 0.0) -> float:
+    """Gradient-descent steps that shrink the error along one direction `SHRINK`-fold."""
+    rate = step * eigenvalue / (1.0 - momentum) if momentum < 1 else math.inf
+    if rate <= 0:
+        return math.inf
+    contraction = abs(1.0 - rate) if rate < 1 else min(abs(1.0 - rate), 1.0)
+    if contraction <= 0:
+        return 1.0
+    if contraction >= 1:
+        return math.inf
+    return math.log(SHRINK) / -math.log(contraction)
+
+
+def stable_step(largest: float, momentum: float = 0.0) -> float:
+    """The largest step at which gradient descent (heavy-ball momentum μ) does not diverge."""
+    return 2.0 * (1.0 + momentum) / largest if largest > 0 else math.inf
+
+
+def round_step(value: float) -> float:
+    """A round learning rate at or below `value`: 1, 2 or 5 times a power of ten."""
+    if value <= 0 or not math.isfinite(value):
+        return value
+    power = 10.0 ** math.floor(math.log10(value))
+    for mantissa in (5.0, 2.0, 1.0):
+        if mantissa * power <= value:
+            return mantissa * power
+    return power
+
+
+def analyse(regression: Regression) -> Analysis | None:
+    """The numbers of a regression whose data and model are known; None otherwise."""
+    cached = getattr(regression, "_analysis", None)
+    if cached is not None:
+        return cached if cached is not False else None
+    result = _analyse(regression)
+    regression._analysis = result if result is not None else False
+    return result
+
+
+def _analyse(regression: Regression) -> Analysis | None:
+    import numpy as np
+
+    features, model, scale = regression.features, regression.model, regression.curvature_scale
+    if features is None or model is None or scale is None or features.values is None:
+        return None
+    if features.origin not in ("literal", "file", "synthetic", "derived"):
+        return None
+    values = features.values.get()
+    if values is None:
+        return None
+    data = design(values, model.bias)
+    if data.shape[0] < 2 or not np.all(np.isfinite(data)):
+        return None
+    if model.inputs is not None and data.shape[1] - int(model.bias) != model.inputs:
+        return None  # the model's width disagrees with the data: not the data it sees
+    rows = regression.rows or data.shape[0]
+    own = gram(data)
+    raw = design(values, False)
+    return Analysis(
+        spectrum(own * (rows * scale)),
+        spectrum(own),
+        spectrum(gram(standardize(values))),
+        tuple(float(x) for x in raw.mean(axis=0)),
+        tuple(float(x) for x in raw.std(axis=0)),
+        data.shape[0],
+        _solution(regression, data),
+    )
+
+
+def _solution(regression: Regression, data):
+    import numpy as np
+
+    target = regression.loss.target
+    if target is None or target.values is None:
+        return None
+    values = target.values.get()
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=float).reshape(data.shape[0], -1)
+    if not np.all(np.isfinite(values)):
+        return None
+    solution, *_ = np.linalg.lstsq(data, values, rcond=None)
+    return solution
+
+
+def figure(value: float) -> str:
+    """A number as a message shows it: 3 significant digits, exponent when far from 1."""
+    if not math.isfinite(value):
+        return "inf"
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e5:
+        return f"{value:.3g}"
+    return f"{value:.2g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.3g}"
