@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from advisor.facts.regression import Regression
 
 SHRINK = 100.0  # "near the optimum": the error along a direction shrunk 100-fold
+# Adam moves a weight by at most lr*(1-β1)/sqrt(1-β2) per step, 3.16 lr with the defaults
+ADAM_STEP_BOUND = 3.2
 
 
 @dataclass(frozen=True)
@@ -192,3 +194,53 @@ def figure(value: float) -> str:
     if 1e-3 <= abs(value) < 1e5:
         return f"{value:.3g}"
     return f"{value:.2g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.3g}"
+
+
+@dataclass(frozen=True)
+class StepCheck:
+    """A gradient-descent step size against the curvature of the script's own loss."""
+
+    step: float  # what multiplies the gradient (lr, or lr / batch for a hand-written update)
+    momentum: float
+    largest: float  # λmax of the expected Hessian of one step's loss (+ weight decay)
+    smallest: float  # λmin over the directions the data spans
+    bound: float  # the largest stable step
+    needed: float  # steps to shrink the slowest direction's error 100-fold at this step
+    steps: int | None  # steps the script runs
+    exact: bool  # computed on the script's own numbers (not a sample of synthetic data)
+
+    @property
+    def ratio(self) -> float:
+        return self.bound / self.step if self.step > 0 else math.inf
+
+    def needed_at(self, step: float) -> float:
+        return steps_needed(step, self.smallest, self.momentum)
+
+
+def step_check(regression: Regression) -> StepCheck | None:
+    """The step of an SGD or hand-written update against its data; None where unknown."""
+    if regression.rule not in ("sgd", "manual") or not regression.step_size:
+        return None
+    analysis = analyse(regression)
+    if analysis is None:
+        return None
+    config = regression.config
+    momentum = (config.momentum or 0.0) if regression.rule == "sgd" else 0.0
+    decay = (config.weight_decay or 0.0) if regression.rule == "sgd" else 0.0
+    if not 0 <= momentum < 1:
+        return None
+    largest = analysis.spectrum.largest + decay
+    smallest = analysis.spectrum.smallest + decay
+    if largest <= 0:
+        return None
+    step = float(regression.step_size)
+    return StepCheck(
+        step,
+        momentum,
+        largest,
+        smallest,
+        stable_step(largest, momentum),
+        steps_needed(step, smallest, momentum),
+        regression.steps,
+        regression.features.exact,
+    )

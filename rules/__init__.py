@@ -6,9 +6,12 @@ from advisor.rule import Rule
 from rules import (
     accumulated_loss_tensor,
     exhausted_iterator,
+    huge_learning_rate,
     loss_argument_order,
+    loss_shape_broadcast,
     missing_zero_grad,
     reused_layer,
+    tiny_learning_rate,
     unscaled_features,
     update_outside_no_grad,
     wrong_model_variable,
@@ -26,7 +29,10 @@ ALL_RULES: tuple[Rule, ...] = tuple(
             wrong_model_variable.RULE,
             loss_argument_order.RULE,
             reused_layer.RULE,
+            loss_shape_broadcast.RULE,
             unscaled_features.RULE,
+            tiny_learning_rate.RULE,
+            huge_learning_rate.RULE,
         ),
         key=lambda rule: rule.id,
     )

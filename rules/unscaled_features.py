@@ -120,8 +120,8 @@ for epoch in range(100):
 """,
         """
 import torch
-area = torch.tensor([[2104.0, 3.0], [1600.0, 3.0], [2400.0, 3.0], [1416.0, 2.0],  # expect: unscaled-features
-                     [3000.0, 4.0], [1985.0, 4.0]])
+area = torch.tensor([[2104.0, 3.0], [1600.0, 3.0], [2400.0, 3.0],  # expect: unscaled-features
+                     [1416.0, 2.0], [3000.0, 4.0], [1985.0, 4.0]])
 price = torch.tensor([[399.9], [329.9], [369.0], [232.0], [539.9], [299.9]])
 w = torch.zeros(2, 1, requires_grad=True)
 b = torch.zeros(1, requires_grad=True)

@@ -582,7 +582,8 @@ def _index(facts: FileFacts, base: Array, slices, ctx: _Ctx) -> Array | None:
     static = True
     for part in slices:
         if isinstance(part, Slice):
-            bounds = [_number(facts, b, ctx) if b is not None else None for b in part]
+            parts = (part.lower, part.upper, part.step)
+            bounds = [_number(facts, b, ctx) if b is not None else None for b in parts]
             if axis >= len(shape):
                 return None
             size = shape[axis]

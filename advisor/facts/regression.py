@@ -63,7 +63,7 @@ class Regression:
     steps: int | None  # optimizer steps the script runs
     step_size: float | None  # what multiplies the gradient of the loss in an update
     rule: str  # sgd, adaptive, manual, other
-    lr_node: Expr | None = field(default=None, repr=False)  # where the learning rate is written
+    lr_node: object = field(default=None, repr=False)  # the syntax node where the lr is written
 
     @property
     def outputs(self) -> int:
@@ -351,7 +351,8 @@ def _step_size(facts: FileFacts, config: TrainingConfig, update: Occurrence | No
         return "other", None, None
     if update.kind is EventKind.STEP:
         name = config.optimizer
-        node = _lr_node(facts, update)
+        expr = _lr_node(facts, update)
+        node = expr.node if expr is not None else None
         if name in ("SGD",):
             return "sgd", config.lr, node
         if name in ADAPTIVE:
