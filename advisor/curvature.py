@@ -140,16 +140,16 @@ def analyse(regression: Regression) -> Analysis | None:
 
 
 def _analyse(regression: Regression) -> Analysis | None:
-    import numpy as np
-
     features, model, scale = regression.features, regression.model, regression.curvature_scale
     if features is None or model is None or scale is None or features.values is None:
         return None
     if features.origin not in ("literal", "file", "synthetic", "derived"):
         return None
-    values = features.values.get()
+    values = features.values.get()  # the data exists: numpy is needed now
     if values is None:
         return None
+    import numpy as np
+
     data = design(values, model.bias)
     if data.shape[0] < 2 or not np.all(np.isfinite(data)):
         return None
