@@ -5,6 +5,7 @@ from __future__ import annotations
 from advisor.rule import Rule
 from rules import (
     accumulated_loss_tensor,
+    discarded_tensor_result,
     exhausted_iterator,
     huge_learning_rate,
     loss_argument_order,
@@ -29,6 +30,7 @@ ALL_RULES: tuple[Rule, ...] = tuple(
             wrong_model_variable.RULE,
             loss_argument_order.RULE,
             reused_layer.RULE,
+            discarded_tensor_result.RULE,
             loss_shape_broadcast.RULE,
             unscaled_features.RULE,
             tiny_learning_rate.RULE,
