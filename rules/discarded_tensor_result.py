@@ -586,12 +586,18 @@ RULE = Rule(
 Flags an expression statement that calls an out-of-place tensor operation and does nothing
 with the result: `y.squeeze()`, `x.float()`, `x.to(device)`, `x.reshape(-1, 1)`, `x.detach()`,
 `torch.squeeze(x)`, `np.reshape(a, ...)`. It is certain where the receiver is known to be a
-tensor (or a NumPy array); for methods only tensors have (`unsqueeze`, `view`, `detach`...) it
-is likely where the receiver is not known. In-place methods (`x.squeeze_()`), calls with
-`out=` or `inplace=True`, and `model.to(device)`, `model.float()`, `model.cuda()` on an
-`nn.Module` (which changes itself and returns itself) are fine, as is anything whose receiver
-may be something else (a DataFrame, a list, a string). The last expression of a notebook cell
-is displayed, not discarded, so expressions at the top level of a notebook are left alone.
+tensor or a NumPy array (made by a torch/numpy function, or from one). It is likely where the
+data flow says the receiver holds data (a DataLoader batch, a model's output) and, for the
+methods only tensors have (`unsqueeze`, `view`, `permute`, `detach`...), where the receiver is
+not known at all.
+
+In-place methods (`x.squeeze_()`), calls with `out=` or `inplace=True`, and `model.to(device)`,
+`model.float()`, `model.cuda()` on an `nn.Module` (which changes itself and returns itself) are
+fine; so is any receiver that is, or may be, something else (a model not built in the file, a
+DataFrame, a list, a tokenizer's batch). Statements that run to be displayed or to fail are
+left alone: top-level expressions of a notebook (a cell shows its last one), the last line of
+a `# %%` cell, `try` bodies (`torch.zeros(1).cuda()` probes for a GPU), `pytest.raises`
+blocks and tests.
 """,
     why_bad="""
 Tensor methods without a trailing underscore return a new tensor and leave the original as it
@@ -610,8 +616,7 @@ y = torch.tensor(targets)
 y = y.unsqueeze(1)
 loss = F.mse_loss(model(X), y)
 """,
-    confirms="Not needed: the statement itself shows it. The probe reports the shape, dtype or "
-    "device the tensor keeps.",
+    confirms="Not measured by the probe: the statement itself shows it.",
     references=(
         "https://pytorch.org/docs/stable/tensor_view.html",
         "https://pytorch.org/docs/stable/generated/torch.Tensor.unsqueeze.html",
