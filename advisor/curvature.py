@@ -244,3 +244,24 @@ def step_check(regression: Regression) -> StepCheck | None:
         regression.steps,
         regression.features.exact,
     )
+
+
+def learning_rate_diagnostics(facts, finders, fix_text: str):
+    """Diagnostics at each regression's lr from the first finder that has something to say.
+
+    A finder returns (message, confidence, evidence, suggested lr or None) or None.
+    """
+    from advisor.facts.regression import regressions
+    from advisor.findings import Diagnostic, Fix
+
+    for regression in regressions(facts):
+        if regression.lr_node is None:
+            continue
+        for finder in finders:
+            found = finder(regression)
+            if found is None:
+                continue
+            message, confidence, evidence, lr = found
+            fix = Fix(fix_text.format(lr=figure(lr))) if lr else None
+            yield Diagnostic(regression.lr_node, message, confidence, fix, evidence)
+            break

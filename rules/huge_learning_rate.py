@@ -4,36 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from advisor.curvature import analyse, figure, round_step, step_check
+from advisor.curvature import analyse, figure, learning_rate_diagnostics, round_step, step_check
 from advisor.facts.model import FileFacts
-from advisor.facts.regression import Regression, regressions
-from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
+from advisor.facts.regression import Regression
+from advisor.findings import CERTAIN, LIKELY, Diagnostic
 from advisor.rule import ERROR, Rule
 
 NO_DATA_LR = 10.0  # without data, only a plain gradient step at or above this is reported
 
 
 def check(facts: FileFacts) -> Iterator[Diagnostic]:
-    for regression in regressions(facts):
-        node = regression.lr_node
-        if node is None:
-            continue
-        found = _with_data(regression) or _without_data(regression)
-        if found is not None:
-            message, confidence, evidence, lr = found
-            yield Diagnostic(
-                node,
-                message,
-                confidence=confidence,
-                fix=Fix(f"use a learning rate of at most {figure(lr)}") if lr else None,
-                evidence=evidence,
-            )
-
-
-def _what(regression: Regression, step: float) -> str:
-    if regression.rule == "manual":
-        return f"the update's step {figure(step)}"
-    return f"lr={figure(step)}"
+    return learning_rate_diagnostics(
+        facts, (_with_data, _without_data), "use a learning rate of at most {lr}"
+    )
 
 
 def _with_data(regression: Regression):
@@ -43,7 +26,7 @@ def _with_data(regression: Regression):
     growth = abs(1.0 - found.step * found.largest / (1.0 + found.momentum))
     safe = round_step(found.bound / 2)
     message = (
-        f"{_what(regression, found.step)} is above the largest stable step "
+        f"{regression.describe_step(found.step)} is above the largest stable step "
         f"{figure(found.bound)} for this data (λmax = {figure(found.largest)}): each step "
         f"multiplies the error along the steepest direction by about {figure(growth)}, so "
         f"the loss grows to inf/nan; use lr <= {figure(safe)}"
@@ -65,7 +48,7 @@ def _without_data(regression: Regression):
         return None
     lr = regression.step_size
     message = (
-        f"{_what(regression, lr)} is far above what gradient descent tolerates on features "
+        f"{regression.describe_step(lr)} is far above what gradient descent tolerates on features "
         f"of unit scale (the stable step is 2/λmax, about 1 or less for a mean squared error): "
         f"the loss will most likely diverge to inf/nan; standardise the features and use an "
         f"lr near 0.01-0.1"

@@ -8,12 +8,13 @@ from advisor.curvature import (
     ADAM_STEP_BOUND,
     analyse,
     figure,
+    learning_rate_diagnostics,
     round_step,
     step_check,
 )
 from advisor.facts.model import FileFacts
-from advisor.facts.regression import Regression, regressions
-from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
+from advisor.facts.regression import Regression
+from advisor.findings import CERTAIN, LIKELY, Diagnostic
 from advisor.rule import WARNING, Rule
 
 MIN_RATIO = 10.0  # at least an order of magnitude below the stable step
@@ -23,26 +24,8 @@ NO_DATA_PROGRESS = 1e-2  # ... and only when lr * steps stays below this
 
 
 def check(facts: FileFacts) -> Iterator[Diagnostic]:
-    for regression in regressions(facts):
-        node = regression.lr_node
-        if node is None:
-            continue
-        found = _with_data(regression) or _adaptive(regression) or _without_data(regression)
-        if found is not None:
-            message, confidence, evidence, lr = found
-            yield Diagnostic(
-                node,
-                message,
-                confidence=confidence,
-                fix=Fix(f"use a learning rate near {figure(lr)}") if lr else None,
-                evidence=evidence,
-            )
-
-
-def _what(regression: Regression, step: float) -> str:
-    if regression.rule == "manual":
-        return f"the update's step {figure(step)}"
-    return f"lr={figure(step)}"
+    finders = (_with_data, _adaptive, _without_data)
+    return learning_rate_diagnostics(facts, finders, "use a learning rate near {lr}")
 
 
 def _with_data(regression: Regression):
@@ -58,8 +41,8 @@ def _with_data(regression: Regression):
     better = round_step(found.bound / 2)
     runs = f"the script runs {steps}" if steps is not None else "the script does not say how many"
     message = (
-        f"{_what(regression, found.step)} is {figure(found.ratio)}x below the largest stable "
-        f"step {figure(found.bound)} for this data; shrinking the error along the slowest "
+        f"{regression.describe_step(found.step)} is {figure(found.ratio)}x below the largest "
+        f"stable step {figure(found.bound)} for this data; shrinking the error along the slowest "
         f"direction 100-fold needs about {figure(found.needed)} steps, {runs}"
     )
     at_better = found.needed_at(better)
@@ -122,7 +105,7 @@ def _without_data(regression: Regression):
     if lr > NO_DATA_LR or (steps is not None and lr * steps > NO_DATA_PROGRESS):
         return None
     message = (
-        f"{_what(regression, lr)} is tiny for gradient descent: with features of unit scale "
+        f"{regression.describe_step(lr)} is tiny for gradient descent: with features of unit scale "
         f"the weights move by about lr per step"
     )
     if steps is not None:

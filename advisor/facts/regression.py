@@ -65,6 +65,14 @@ class Regression:
     rule: str  # sgd, adaptive, manual, other
     lr_node: object = field(default=None, repr=False)  # the syntax node where the lr is written
 
+    def describe_step(self, step: float) -> str:
+        """How a message names the step: `lr=1e-10`, or the update's step for a hand-written one."""
+        from advisor.curvature import figure
+
+        if self.rule == "manual":
+            return f"the update's step {figure(step)}"
+        return f"lr={figure(step)}"
+
     @property
     def outputs(self) -> int:
         if self.model is not None and self.model.outputs:
