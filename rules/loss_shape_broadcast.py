@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from advisor.facts import values as v
-from advisor.facts.data import Array, Prediction, _Ctx, broadcast, numel
+from advisor.facts.data import Array, Prediction, broadcast, numel
 from advisor.facts.model import FileFacts
-from advisor.facts.regression import ELEMENTWISE, _loss_call, regressions
+from advisor.facts.regression import ELEMENTWISE, loss_arguments, regressions
 from advisor.findings import CERTAIN, Diagnostic, Fix
 from advisor.rule import ERROR, Rule
 
@@ -23,7 +23,7 @@ def _pairs(facts: FileFacts):
             kinds = {x.kind for x in v.values_of(facts, call.func, stmt.scope)}
             if v.LOSS_FN not in kinds:
                 continue
-            found = _loss_call(facts, call, None, _Ctx(stmt.scope, {}, stmt.order), 0)
+            found = loss_arguments(facts, call, stmt.scope, stmt.order)
             if found is not None:
                 kind, _, prediction, target = found
                 yield call.node, kind, prediction, target

@@ -154,6 +154,11 @@ def _loss(facts: FileFacts, expr: Expr, ctx: _Ctx, factor: float, depth: int) ->
     return None
 
 
+def loss_arguments(facts: FileFacts, call, scope, before: int | None = None):
+    """(kind, reduction, prediction, target) of a loss call; None unless a model's output."""
+    return _loss_call(facts, call, None, _Ctx(scope, {}, before), 0)
+
+
 def _loss_call(facts: FileFacts, call, expr: Expr, ctx: _Ctx, depth: int):
     """(kind, reduction, prediction, target) for `F.mse_loss(a, b)` or `criterion(a, b)`."""
     if len(call.args) < 2:
