@@ -11,6 +11,7 @@ numpy is imported here, lazily, only once a rule asks for numbers that exist.
 
 from __future__ import annotations
 
+import cmath
 import math
 from dataclasses import dataclass
 
@@ -100,22 +101,43 @@ def standardize(features):
     return np.hstack([z, np.ones((data.shape[0], 1))])
 
 
-def steps_needed(step: float, eigenvalue: float, momentum: float = 0.0) -> float:
+def contraction(step: float, eigenvalue: float, momentum: float = 0.0, nesterov: bool = False):
+    """How much one step multiplies the error along a direction of curvature `eigenvalue`.
+
+    PyTorch's SGD keeps a velocity v <- μv + g and steps p <- p - lr·v (heavy ball), or
+    p <- p - lr·(g + μv) with Nesterov. On a quadratic the error and the velocity evolve by a
+    2x2 matrix; the spectral radius of that matrix is the factor per step.
+    """
+    h = step * eigenvalue
+    if nesterov:
+        trace, determinant = (1.0 + momentum) * (1.0 - h), momentum * (1.0 - h)
+    else:
+        trace, determinant = 1.0 + momentum - h, momentum
+    root = cmath.sqrt(trace * trace - 4.0 * determinant)
+    return max(abs((trace + root) / 2.0), abs((trace - root) / 2.0))
+
+
+def steps_needed(
+    step: float, eigenvalue: float, momentum: float = 0.0, nesterov: bool = False
+) -> float:
     """Gradient-descent steps that shrink the error along one direction `SHRINK`-fold."""
-    rate = step * eigenvalue / (1.0 - momentum) if momentum < 1 else math.inf
-    if rate <= 0:
+    if step <= 0 or eigenvalue <= 0:
         return math.inf
-    contraction = abs(1.0 - rate) if rate < 1 else min(abs(1.0 - rate), 1.0)
-    if contraction <= 0:
+    factor = contraction(step, eigenvalue, momentum, nesterov)
+    if factor <= 0:
         return 1.0
-    if contraction >= 1:
+    if factor >= 1:
         return math.inf
-    return math.log(SHRINK) / -math.log(contraction)
+    return max(1.0, math.log(SHRINK) / -math.log(factor))
 
 
-def stable_step(largest: float, momentum: float = 0.0) -> float:
-    """The largest step at which gradient descent (heavy-ball momentum μ) does not diverge."""
-    return 2.0 * (1.0 + momentum) / largest if largest > 0 else math.inf
+def stable_step(largest: float, momentum: float = 0.0, nesterov: bool = False) -> float:
+    """The largest step at which gradient descent with momentum μ does not diverge:
+    2(1+μ)/λmax for the heavy ball, 2(1+μ)/((1+2μ)λmax) with Nesterov."""
+    if largest <= 0:
+        return math.inf
+    bound = 2.0 * (1.0 + momentum) / largest
+    return bound / (1.0 + 2.0 * momentum) if nesterov else bound
 
 
 def round_step(value: float) -> float:
@@ -202,6 +224,7 @@ class StepCheck:
 
     step: float  # what multiplies the gradient (lr, or lr / batch for a hand-written update)
     momentum: float
+    nesterov: bool
     largest: float  # λmax of the expected Hessian of one step's loss (+ weight decay)
     smallest: float  # λmin over the directions the data spans
     bound: float  # the largest stable step
@@ -213,8 +236,13 @@ class StepCheck:
     def ratio(self) -> float:
         return self.bound / self.step if self.step > 0 else math.inf
 
+    @property
+    def growth(self) -> float:
+        """What one step multiplies the error by along the steepest direction."""
+        return contraction(self.step, self.largest, self.momentum, self.nesterov)
+
     def needed_at(self, step: float) -> float:
-        return steps_needed(step, self.smallest, self.momentum)
+        return steps_needed(step, self.smallest, self.momentum, self.nesterov)
 
 
 def step_check(regression: Regression) -> StepCheck | None:
@@ -227,8 +255,9 @@ def step_check(regression: Regression) -> StepCheck | None:
     config = regression.config
     momentum = (config.momentum or 0.0) if regression.rule == "sgd" else 0.0
     decay = (config.weight_decay or 0.0) if regression.rule == "sgd" else 0.0
-    if not 0 <= momentum < 1:
-        return None
+    nesterov = config.nesterov and regression.rule == "sgd"
+    if not 0 <= momentum < 1 or (regression.rule == "sgd" and config.dampening != 0):
+        return None  # dampening scales the step in a way this model does not follow
     largest = analysis.spectrum.largest + decay
     smallest = analysis.spectrum.smallest + decay
     if largest <= 0:
@@ -237,10 +266,11 @@ def step_check(regression: Regression) -> StepCheck | None:
     return StepCheck(
         step,
         momentum,
+        nesterov,
         largest,
         smallest,
-        stable_step(largest, momentum),
-        steps_needed(step, smallest, momentum),
+        stable_step(largest, momentum, nesterov),
+        steps_needed(step, smallest, momentum, nesterov),
         regression.steps,
         regression.features.exact,
     )
@@ -255,8 +285,8 @@ def learning_rate_diagnostics(facts, finders, fix_text: str):
     from advisor.findings import Diagnostic, Fix
 
     for regression in regressions(facts):
-        if regression.lr_node is None:
-            continue
+        if regression.lr_node is None or regression.scheduled:
+            continue  # a scheduler's lr is not the one written: nothing certain to say
         for finder in finders:
             found = finder(regression)
             if found is None:

@@ -23,19 +23,26 @@ def _with_data(regression: Regression):
     found = step_check(regression)
     if found is None or found.step <= found.bound:
         return None
-    growth = abs(1.0 - found.step * found.largest / (1.0 + found.momentum))
+    growth = found.growth
     safe = round_step(found.bound / 2)
+    outcome = (
+        "gradient clipping keeps the loss finite, but the weights oscillate and never settle at "
+        "the optimum"
+        if regression.clipped
+        else "so the loss grows to inf/nan"
+    )
     message = (
         f"{regression.describe_step(found.step)} is above the largest stable step "
         f"{figure(found.bound)} for this data (λmax = {figure(found.largest)}): each step "
-        f"multiplies the error along the steepest direction by about {figure(growth)}, so "
-        f"the loss grows to inf/nan; use lr <= {figure(safe)}"
+        f"multiplies the error along the steepest direction by about {figure(growth)}, "
+        f"{outcome}; use lr <= {figure(safe)}"
     )
     evidence = {
         "lr": found.step,
         "stable_step": found.bound,
         "lambda_max": found.largest,
         "growth_per_step": growth,
+        "gradient_clipping": regression.clipped,
         "suggested_lr": safe,
     }
     return message, CERTAIN if found.exact else LIKELY, evidence, safe
@@ -65,14 +72,15 @@ RULE = Rule(
 Computes the curvature of the script's own loss on its data (the Hessian of a linear model
 under a squared loss, with the loss's reduction, 1/2 factors, bias column and batch size) and
 reports a learning rate above the largest stable step of gradient descent, 2/λmax (2(1+μ)/λmax
-with momentum μ). Without data it reports only extreme cases (a plain gradient step of 10 or
-more), as `likely`. Adam and its kin are not reported: their step does not scale with the
-gradient.
+with momentum μ, 2(1+μ)/((1+2μ)λmax) with Nesterov). Without data it reports only extreme
+cases (a plain gradient step of 10 or more), as `likely`. Adam and its kin are not reported:
+their step does not scale with the gradient. Nothing is said while a scheduler sets the lr.
 """,
     why_bad="""
 Along the steepest direction each step multiplies the error by |1 - lr·λmax|. Above 2/λmax that
 factor exceeds 1: the loss oscillates with growing amplitude and overflows to inf, then nan,
-usually within a few dozen steps. With mini-batches the bound is, if anything, lower.
+usually within a few dozen steps. With mini-batches the bound is, if anything, lower. Gradient
+clipping hides the blow-up but not the problem: the weights bounce around the optimum instead.
 """,
     example="""
 X = torch.tensor([[1460.1, 1447.8], [1455.6, 1460.1], [1449.2, 1455.6]])

@@ -37,6 +37,8 @@ def test_seed_000_style_through_a_fit_function_and_aliases() -> None:
         "lr": 1e-10,
         "momentum": None,
         "weight_decay": None,
+        "nesterov": False,
+        "dampening": 0.0,
         "loss": "mse",
         "reduction": "mean",
         "batch_size": 5,

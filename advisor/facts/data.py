@@ -61,9 +61,54 @@ SAME_VALUE_METHODS = frozenset(
         "type",
         "to_numpy",
         "requires_grad_",
-        "squeeze_",
-        "unsqueeze_",
     }
+)
+SHAPE_METHODS = frozenset(
+    {
+        "reshape",
+        "view",
+        "unsqueeze",
+        "squeeze",
+        "flatten",
+        "ravel",
+        "t",
+        "transpose",
+        "view_as",
+        "reshape_as",
+        "expand_as",
+    }
+)
+ARITHMETIC_METHODS = {"add": "+", "sub": "-", "subtract": "-", "mul": "*", "multiply": "*"}
+ARITHMETIC_METHODS |= {"div": "/", "divide": "/", "true_divide": "/", "pow": "**"}
+# Functions applied to each element: the shape stays; numpy has the same function for some.
+ELEMENTWISE_FUNCTIONS = frozenset(
+    {
+        "relu",
+        "relu6",
+        "sigmoid",
+        "tanh",
+        "gelu",
+        "silu",
+        "elu",
+        "selu",
+        "celu",
+        "leaky_relu",
+        "softplus",
+        "mish",
+        "hardtanh",
+        "dropout",
+        "exp",
+        "log",
+        "log1p",
+        "abs",
+        "sqrt",
+        "sin",
+        "cos",
+        "square",
+    }
+)
+NUMPY_ELEMENTWISE = frozenset(
+    {"tanh", "exp", "log", "log1p", "abs", "sqrt", "sin", "cos", "square"}
 )
 SAME_VALUE_ATTRIBUTES = frozenset({"values", "data", "array"})
 REDUCTIONS = frozenset({"mean", "std", "var", "sum", "max", "min", "median", "norm"})
@@ -332,6 +377,10 @@ def _name(facts: FileFacts, name: str, ctx: _Ctx):
     if binding is None:
         return None
     same = where is ctx.scope
+    mutation = _last_mutation(name, binding, where, ctx)
+    if mutation is not None:
+        inner = ctx.deeper(scope=where, before=mutation.order, env=ctx.env if same else {})
+        return _mutated(facts, name, mutation, inner)
     inner = ctx.deeper(scope=where, before=binding.order, env=ctx.env if same else {})
     kind = binding.kind
     if kind == "assign" and binding.value is not None:
@@ -353,6 +402,30 @@ def _name(facts: FileFacts, name: str, ctx: _Ctx):
     if kind == "param" and where is not None and where.function is not None:
         return _parameter(facts, where, name, ctx)
     return None
+
+
+def _last_mutation(name: str, binding, where: Scope, ctx: _Ctx):
+    """The last in-place change of a name's data between its binding and the use."""
+    changes = where.mutations.get(name) if where is not None else None
+    if not changes:
+        return None
+    limit = ctx.before if where is ctx.scope and ctx.before is not None else math.inf
+    found = [stmt for stmt in changes if binding.order < stmt.order < limit]
+    return found[-1] if found else None
+
+
+def _mutated(facts: FileFacts, name: str, stmt, ctx: _Ctx):
+    """A name's data after an in-place change; `ctx.before` is the change itself."""
+    if stmt.op == "expr":
+        found = _eval(facts, stmt.value, ctx)
+        if found is not None:
+            return found
+    old = _name(facts, name, ctx)
+    if not isinstance(old, Array) or old.origin == "parameter":
+        return old  # an update of a parameter by hand: still the parameter
+    if stmt.op == "assign" and f"{name}.shape" in stmt.targets:
+        return _shape_method(facts, old, "reshape", [stmt.value], {}, ctx)
+    return replace(old, values=None)  # `X[:, 0] = ...`, `X.clamp_(0, 1)`: the shape stays
 
 
 def _reaching(facts: FileFacts, name: str, ctx: _Ctx):
@@ -515,7 +588,9 @@ def _attribute(facts: FileFacts, expr: Expr, ctx: _Ctx):
             return _eval(facts, found[0].expr, ctx.deeper(scope=scope, env={}, before=None))
         return None
     base = _eval(facts, expr.base, ctx.deeper())
-    if attr in SAME_VALUE_ATTRIBUTES and isinstance(base, (Array, Prediction)):
+    if attr in SAME_VALUE_ATTRIBUTES and isinstance(base, Array):
+        return replace(base, columns=None)  # `df.values`: a plain array from here on
+    if attr in SAME_VALUE_ATTRIBUTES and isinstance(base, Prediction):
         return base
     if attr in ("T", "mT") and isinstance(base, (Array, Prediction)):
         return _reshape_op(base, _transpose_shape(base.shape), lambda np, x: x.T)
@@ -775,6 +850,8 @@ def _factory(facts: FileFacts, qualified: str, call, expr: Expr, ctx: _Ctx):
         if isinstance(data, Array):
             return _reduce(facts, data, name, call, ctx, skip=1)
         return None
+    if name in ELEMENTWISE_FUNCTIONS and call.args:
+        return _elementwise_function(_eval(facts, call.args[0], ctx.deeper()), name)
     if name == "normalize" and "functional" in qualified and call.args:
         return _normalized(_eval(facts, call.args[0], ctx.deeper()), "rows")
     if name in ("squeeze", "unsqueeze", "reshape", "flatten", "transpose", "t") and call.args:
@@ -783,6 +860,18 @@ def _factory(facts: FileFacts, qualified: str, call, expr: Expr, ctx: _Ctx):
             return _shape_method(facts, data, name, call.args[1:], call.kwargs, ctx)
         return None
     return NOTHING
+
+
+def _elementwise_function(data, name: str):
+    """`torch.relu(h)`, `F.gelu(h)`, `np.log(x)`, `x.exp()`: the same shape."""
+    if isinstance(data, Prediction):
+        return Prediction(data.shape, None, data.features)
+    if not isinstance(data, Array):
+        return None
+    values = None
+    if data.values is not None and name in NUMPY_ELEMENTWISE:
+        values = data.values.then(lambda np, x: getattr(np, name)(x))
+    return replace(data, origin="derived" if not data.exact else data.origin, values=values)
 
 
 def _first(shape: Shape | None) -> Dim:
@@ -821,14 +910,26 @@ def _random(facts: FileFacts, qualified: str, name: str, call, expr: Expr, ctx: 
         return None
     origin = "parameter" if _requires_grad(call) else "synthetic"
     sample = (min(shape[0], SYNTHETIC_ROWS), *shape[1:]) if shape else ()
+    seed = _draw_seed(facts, expr, ctx)
 
     def draw(np):
-        generator = np.random.default_rng(0)
+        generator = np.random.default_rng(seed)
         if kind == "normal":
             return generator.normal(loc, scale, sample)
         return generator.uniform(loc, scale, sample)
 
     return Array(shape, origin, Lazy(draw), where=expr, rows=_first(shape))
+
+
+def _draw_seed(facts: FileFacts, expr: Expr, ctx: _Ctx) -> int:
+    """One seed per draw in the program, so that independent draws are independent samples.
+
+    The same draw reached twice (through two uses of one variable, or one call site of a helper
+    evaluated again) gets the same seed, so the data it makes stays one data set.
+    """
+    sites = tuple(id(arg.expr) for arg in ctx.env.values())
+    seeds = facts.memo.setdefault("draw seeds", {})
+    return seeds.setdefault((id(expr), sites), len(seeds))
 
 
 def _concatenate(facts: FileFacts, parts: list, axis: int, ctx: _Ctx, expr: Expr):
@@ -1069,27 +1170,32 @@ def _method(facts: FileFacts, call, expr: Expr, ctx: _Ctx):
     if method in SAME_VALUE_METHODS:
         if method == "requires_grad_" and isinstance(receiver, Array):
             return replace(receiver, origin="parameter")
-        if method in ("squeeze_", "unsqueeze_"):
-            return NOTHING
+        if method == "to_numpy" and isinstance(receiver, Array):
+            return replace(receiver, columns=None)
         return receiver
+    if method.endswith("_") and method[:-1] in SHAPE_METHODS:
+        method = method[:-1]  # `y.unsqueeze_(1)` changes y as `y.unsqueeze(1)` would return it
+    if method.rstrip("_") in ARITHMETIC_METHODS and call.args:
+        right = _operand(facts, call.args[0], ctx)
+        found = _arith(ARITHMETIC_METHODS[method.rstrip("_")], receiver, right, expr)
+        if "alpha" in call.kwargs:
+            found = None
+        if found is None and method.endswith("_") and isinstance(receiver, Array):
+            return receiver if receiver.origin == "parameter" else replace(receiver, values=None)
+        if isinstance(found, Array) and method.rstrip("_") == "div":
+            found = replace(found, normalized=found.normalized or _scales_down(call.args[0]))
+        return found
     if method in REDUCTIONS and isinstance(receiver, Array):
         return _reduce(facts, receiver, method, call, ctx)
     if method == "drop" and isinstance(receiver, Array) and receiver.columns is not None:
         return _drop_columns(facts, receiver, call, ctx)
-    if method in (
-        "reshape",
-        "view",
-        "unsqueeze",
-        "squeeze",
-        "flatten",
-        "ravel",
-        "t",
-        "transpose",
-        "view_as",
-        "reshape_as",
-        "expand_as",
-    ):
+    if method in SHAPE_METHODS:
         return _shape_method(facts, receiver, method, call.args, call.kwargs, ctx)
+    if method in ELEMENTWISE_FUNCTIONS:
+        return _elementwise_function(receiver, method)
+    if method.endswith("_") and isinstance(receiver, Array):
+        # any other in-place change (`clamp_`, `normal_`, `fill_`): the shape stays
+        return receiver if receiver.origin == "parameter" else replace(receiver, values=None)
     return None
 
 
@@ -1116,6 +1222,8 @@ def _reduce(facts: FileFacts, data: Array, name: str, call, ctx: _Ctx, skip: int
     axis = _number(facts, axis_arg, ctx) if axis_arg is not None else None
     keep_arg = call.kwargs.get("keepdim") or call.kwargs.get("keepdims")
     keep = keep_arg is not None and keep_arg.const is True
+    if axis_arg is None and skip == 0 and data.columns is not None:
+        axis = 0  # `df.mean()` of a pandas table: one number per column
     shape = data.shape
     if shape is None or (axis is not None and not isinstance(axis, int)):
         return None
@@ -1321,6 +1429,7 @@ def _arith(op: str, left, right, expr: Expr):
     values = None
     if all(x is not None for x in lazies) and _aligned(arrays):
         values = Lazy(lambda np: _apply(np, op, *(_value_of(x) for x in lazies)))
+    tables = [a.columns for a in arrays if a.columns is not None and a.shape == shape]
     return Array(
         shape,
         _weakest(arrays),
@@ -1328,6 +1437,7 @@ def _arith(op: str, left, right, expr: Expr):
         batch=batch,
         where=arrays[0].where,
         normalized=any(a.normalized for a in arrays),
+        columns=tables[0] if tables else None,  # `df - df.mean()` is still a table
         rows=arrays[0].rows,
     )
 

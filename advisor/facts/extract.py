@@ -43,6 +43,33 @@ def _target_positions(target: cst.BaseExpression, at: tuple[int, ...]):
                 yield name, position if fixed and position is not None else None
 
 
+def _mutated_name(expr: Expr | None) -> str | None:
+    """The name an in-place method chain changes: `X` in `X.sub_(m).div_(s)`."""
+    changed = False
+    while expr is not None and expr.kind == "call" and expr.call.receiver is not None:
+        method = expr.call.method or ""
+        if not method.endswith("_") or method.startswith("_"):
+            return None
+        changed = True
+        expr = expr.call.receiver
+    if changed and expr is not None and expr.kind == "name":
+        return expr.text
+    return None
+
+
+def _changed_in_place(target: cst.BaseExpression) -> str | None:
+    """The name whose data an assignment target changes: `X` in `X[:, 0] = ...`, `y.shape = s`."""
+    if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
+        return target.value.value
+    if (
+        isinstance(target, cst.Attribute)
+        and isinstance(target.value, cst.Name)
+        and target.attr.value == "shape"
+    ):
+        return target.value.value
+    return None
+
+
 def _no_grad_expr(expr: Expr) -> bool | None:
     """True for `torch.no_grad()`, False for `torch.enable_grad()`, None for anything else."""
     text = expr.call.text if expr.call is not None else expr.text
@@ -189,7 +216,10 @@ class FactsExtractor:
 
     def _small(self, node: cst.BaseSmallStatement, ctx: _Context, block: Block) -> None:
         if isinstance(node, cst.Expr):
-            self._stmt(node, "expr", ctx, block, value=self._expr(node.value, ctx))
+            stmt = self._stmt(node, "expr", ctx, block, value=self._expr(node.value, ctx))
+            name = _mutated_name(stmt.value)
+            if name is not None:
+                ctx.scope.mutate(name, stmt)
         elif isinstance(node, cst.Assign):
             value = self._expr(node.value, ctx)
             targets: list[str] = []
@@ -198,6 +228,9 @@ class FactsExtractor:
             stmt = self._stmt(node, "assign", ctx, block, targets=tuple(targets), value=value)
             for target in node.targets:
                 self._bind_target(target.target, "assign", stmt, ctx, value)
+                name = _changed_in_place(target.target)
+                if name is not None:
+                    ctx.scope.mutate(name, stmt)
             self._record_attributes(targets, value, ctx)
         elif isinstance(node, cst.AnnAssign):
             value = self._expr(node.value, ctx) if node.value is not None else None
@@ -223,6 +256,8 @@ class FactsExtractor:
                 ctx.scope.bind(
                     Binding(node.target.value, "aug", stmt.order, value, stmt, ctx.loops)
                 )
+            elif _changed_in_place(node.target) is not None:
+                ctx.scope.mutate(_changed_in_place(node.target), stmt)
         elif isinstance(node, cst.Return):
             value = self._expr(node.value, ctx) if node.value is not None else None
             self._stmt(node, "return", ctx, block, value=value)

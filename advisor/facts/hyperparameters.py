@@ -109,6 +109,8 @@ class TrainingConfig:
     lr: float | None = None
     momentum: float | None = None
     weight_decay: float | None = None
+    nesterov: bool = False
+    dampening: float | None = None
     loss: str | None = None  # "mse", "l1"...
     reduction: str | None = None  # "mean", "sum", "none"
     batch_size: int | None = None
@@ -138,6 +140,12 @@ def _optimizer_settings(facts: FileFacts, occurrence: Occurrence, config: Traini
             if arg is None and name == "lr" and value.detail != "SGD":
                 arg = call.arg(1)
             setattr(config, name, _number(constant(facts, arg, where)))
+        if value.detail == "SGD":
+            config.nesterov = constant(facts, call.kwargs.get("nesterov"), where) is True
+            dampening = call.kwargs.get("dampening") or call.arg(3)
+            config.dampening = (
+                0.0 if dampening is None else _number(constant(facts, dampening, where))
+            )
         return
 
 

@@ -182,9 +182,15 @@ class Scope:
     bindings: dict[str, list[Binding]] = field(default_factory=dict)
     globals: set[str] = field(default_factory=set)
     function: Function | None = None
+    # statements that change a name's data in place without re-binding it: `X.sub_(m)`,
+    # `y.unsqueeze_(1)`, `y.shape = (-1, 1)`, `X[:, 0] = ...`, `X[mask] /= 2`
+    mutations: dict[str, list[Stmt]] = field(default_factory=dict, repr=False)
 
     def bind(self, binding: Binding) -> None:
         self.bindings.setdefault(binding.name, []).append(binding)
+
+    def mutate(self, name: str, stmt: Stmt) -> None:
+        self.mutations.setdefault(name, []).append(stmt)
 
 
 @dataclass(eq=False)

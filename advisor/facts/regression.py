@@ -8,7 +8,10 @@ None where the script does not say it for certain.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
+
+import libcst as cst
 
 from advisor.facts import values as v
 from advisor.facts.data import (
@@ -64,6 +67,8 @@ class Regression:
     step_size: float | None  # what multiplies the gradient of the loss in an update
     rule: str  # sgd, adaptive, manual, other
     lr_node: object = field(default=None, repr=False)  # the syntax node where the lr is written
+    scheduled: bool = False  # the lr changes while training: a scheduler, `group["lr"] = ...`
+    clipped: bool = False  # gradients are clipped: a too-large step oscillates, bounded
 
     def describe_step(self, step: float) -> str:
         """How a message names the step: `lr=1e-10`, or the update's step for a hand-written one."""
@@ -320,7 +325,39 @@ def _regression(facts: FileFacts, config: TrainingConfig, loss: Loss, occurrence
         step_size,
         rule,
         lr_node,
+        scheduled=_lr_scheduled(facts),
+        clipped=any(name in facts.calls for name in GRADIENT_CLIPPERS),
     )
+
+
+GRADIENT_CLIPPERS = ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_grad_value")
+_SCHEDULER = re.compile(r"(?:LR|Scheduler|Plateau|[Ss]chedule\w*|[Ww]armup\w*)")
+
+
+def _lr_scheduled(facts: FileFacts) -> bool:
+    """Whether anything in the file changes a learning rate while training.
+
+    File-wide on purpose: a scheduler made in a helper still changes the loop's lr, and a rule
+    that cannot tell which lr is in force says nothing.
+    """
+    for name, sites in facts.calls.items():
+        if _SCHEDULER.search(name):
+            return True
+        if any("lr_scheduler" in (facts.qualify(call.text) or "") for call, _ in sites):
+            return True
+    return any(_sets_lr(stmt) for stmt in facts.stmts if stmt.op in ("assign", "aug"))
+
+
+def _sets_lr(stmt) -> bool:
+    """`group["lr"] = ...`, `opt.param_groups[0]["lr"] *= 0.1`."""
+    node = stmt.node
+    targets = [t.target for t in node.targets] if hasattr(node, "targets") else [node.target]
+    for target in targets:
+        if isinstance(target, cst.Subscript) and len(target.slice) == 1:
+            key = getattr(target.slice[0].slice, "value", None)
+            if isinstance(key, cst.SimpleString) and key.evaluated_value in ("lr", "learning_rate"):
+                return True
+    return False
 
 
 def _batch(features: Array | None, rows: int | None, inner_count: int | None) -> int | None:
