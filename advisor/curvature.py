@@ -218,6 +218,15 @@ def figure(value: float) -> str:
     return f"{value:.2g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.3g}"
 
 
+def step_count(value: float) -> str:
+    """A number of steps as a message shows it: whole below 1e5, then 3 significant digits."""
+    if not math.isfinite(value):
+        return "infinitely many"
+    if value < 1e5:
+        return str(math.ceil(value))
+    return figure(value)
+
+
 @dataclass(frozen=True)
 class StepCheck:
     """A gradient-descent step size against the curvature of the script's own loss."""

@@ -11,6 +11,7 @@ from advisor.curvature import (
     learning_rate_diagnostics,
     round_step,
     step_check,
+    step_count,
 )
 from advisor.facts.model import FileFacts
 from advisor.facts.regression import Regression
@@ -43,10 +44,10 @@ def _with_data(regression: Regression):
     message = (
         f"{regression.describe_step(found.step)} is {figure(found.ratio)}x below the largest "
         f"stable step {figure(found.bound)} for this data; shrinking the error along the slowest "
-        f"direction 100-fold needs about {figure(found.needed)} steps, {runs}"
+        f"direction 100-fold needs about {step_count(found.needed)} steps, {runs}"
     )
     at_better = found.needed_at(better)
-    message += f". At {figure(better)} it would need about {figure(at_better)}"
+    message += f". At {figure(better)} it would need about {step_count(at_better)}"
     if steps is not None and at_better > steps:
         message += " (still too many: the features' scale limits it, see unscaled-features)"
     evidence = {

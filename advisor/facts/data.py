@@ -110,6 +110,10 @@ ELEMENTWISE_FUNCTIONS = frozenset(
 NUMPY_ELEMENTWISE = frozenset(
     {"tanh", "exp", "log", "log1p", "abs", "sqrt", "sin", "cos", "square"}
 )
+RANDOM_DRAWS = frozenset({"randn", "rand", "normal", "uniform", "standard_normal", "random"})
+RANDOM_GENERATORS = frozenset(
+    {"numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.Generator"}
+)
 SAME_VALUE_ATTRIBUTES = frozenset({"values", "data", "array"})
 REDUCTIONS = frozenset({"mean", "std", "var", "sum", "max", "min", "median", "norm"})
 SCALERS = frozenset({"StandardScaler", "MinMaxScaler", "RobustScaler", "MaxAbsScaler"})
@@ -482,7 +486,7 @@ def _operand(facts: FileFacts, expr: Expr, ctx: _Ctx):
 
 # -- numbers (sizes, scales) ----------------------------------------------------------------
 def _number(facts: FileFacts, expr: Expr | None, ctx: _Ctx) -> object:
-    from advisor.facts.hyperparameters import arithmetic, constant
+    from advisor.facts.hyperparameters import arithmetic, constant, unpacked_element
 
     if expr is None or ctx.depth > _MAX_DEPTH:
         return NOTHING
@@ -528,16 +532,9 @@ def _number(facts: FileFacts, expr: Expr | None, ctx: _Ctx) -> object:
         inner = ctx.deeper(scope=where, before=binding.order, env=env)
         if binding.kind == "assign":
             return _number(facts, binding.value, inner)
-        if binding.kind == "unpack" and binding.position and len(binding.position) == 1:
-            source = binding.source
-            at = binding.position[0]
-            if (
-                source is not None
-                and source.kind in ("tuple", "list")
-                and at < len(source.elements)
-            ):  # noqa: E501
-                return _number(facts, source.elements[at], inner)
-            return NOTHING
+        if binding.kind == "unpack":
+            element = unpacked_element(binding)
+            return _number(facts, element, inner) if element is not None else NOTHING
         if binding.kind != "param":
             return NOTHING
     return constant(facts, expr, ctx.scope)
@@ -735,11 +732,25 @@ def _call(facts: FileFacts, expr: Expr, ctx: _Ctx):
     if qualified.startswith("sklearn.preprocessing.") and last in ("scale", "normalize"):
         data = _eval(facts, call.arg(0), ctx.deeper())
         return _normalized(data, "standard" if last == "scale" else "rows")
+    if last in RANDOM_DRAWS and call.receiver is not None and _generator(facts, call.receiver, ctx):
+        return _random(facts, f"numpy.random.{last}", last, call, expr, ctx)
     if call.method is not None and call.receiver is not None:
         handled = _method(facts, call, expr, ctx)
         if handled is not NOTHING:
             return handled
     return _call_value(facts, call, expr, ctx)
+
+
+def _generator(facts: FileFacts, receiver: Expr, ctx: _Ctx) -> bool:
+    """`rng` in `rng.normal(...)` is numpy's `default_rng(...)` or a `RandomState(...)`."""
+    if receiver.kind == "call":
+        made = [receiver]
+    else:
+        made = [x.expr for x in v.values_of(facts, receiver, ctx.scope)]
+    return bool(made) and all(
+        e is not None and e.call is not None and facts.qualify(e.call.text) in RANDOM_GENERATORS
+        for e in made
+    )
 
 
 def _requires_grad(call) -> bool:
@@ -822,7 +833,7 @@ def _factory(facts: FileFacts, qualified: str, call, expr: Expr, ctx: _Ctx):
 
         known = name == "eye" or fill is not None
         return Array(shape, origin, Lazy(filled) if known else None, where=expr, rows=_first(shape))
-    if random and name in ("randn", "rand", "normal", "uniform", "standard_normal", "random"):
+    if random and name in RANDOM_DRAWS:
         return _random(facts, qualified, name, call, expr, ctx)
     if name in ("cat", "concatenate", "hstack", "column_stack", "stack", "vstack"):
         parts = call.arg(0, "tensors")
@@ -1242,12 +1253,15 @@ def _reduce(facts: FileFacts, data: Array, name: str, call, ctx: _Ctx, skip: int
         return Array(out, "derived", None, where=data.where)
     lead = 1 if data.batch == "row" else 0
     numpy_name = "linalg.norm" if name == "norm" else name
+    # pandas' std/var divide by n - 1; numpy's by n (torch's by n - 1 too, a small difference
+    # the data facts, which do not know a tensor from an array, leave aside)
+    options = {"ddof": 1} if name in ("std", "var") and data.columns is not None else {}
 
     def reduce(np, x):
         function = np.linalg.norm if numpy_name == "linalg.norm" else getattr(np, numpy_name)
         if axis is None:
-            return np.asarray(function(x))
-        return function(x, axis=axis + lead, keepdims=keep)
+            return np.asarray(function(x, **options))
+        return function(x, axis=axis + lead, keepdims=keep, **options)
 
     values = data.values.then(reduce) if data.values is not None else None
     return replace(data, shape=out, values=values, columns=None, rows=None)

@@ -32,7 +32,7 @@ def read_table(path: Path, loader: str, options: dict, limit: int) -> Table | No
     if loader.startswith("pandas."):
         delimiter = options.get("sep", options.get("delimiter", "\t" if "table" in loader else ","))
         header = options.get("header", 0)
-        return _parse(text, delimiter, 1 if header == 0 else 0, header == 0, options)
+        return _parse(text, delimiter, 1 if header == 0 else 0, header == 0, options, table=True)
     delimiter = options.get("delimiter")
     skip = options.get("skiprows", options.get("skip_header", 0))
     if not isinstance(skip, int):
@@ -53,7 +53,10 @@ def _npy(path: Path) -> Table | None:
     return Table(tuple(values.shape), values.astype(float), None)
 
 
-def _parse(text: str, delimiter, skip: int, header: bool, options: dict) -> Table | None:
+def _parse(
+    text: str, delimiter, skip: int, header: bool, options: dict, table: bool = False
+) -> Table | None:
+    """Rows of numbers; `table` for pandas, which keeps a frame's two dimensions."""
     import numpy as np
 
     if delimiter is not None and not isinstance(delimiter, str):
@@ -76,11 +79,19 @@ def _parse(text: str, delimiter, skip: int, header: bool, options: dict) -> Tabl
     usecols = options.get("usecols")
     if isinstance(usecols, int):
         usecols = (usecols,)
+    if isinstance(usecols, (tuple, list)) and names and all(c in names for c in usecols):
+        usecols = [names.index(c) for c in usecols]  # pandas: columns by name
+    if table and isinstance(usecols, (tuple, list)) and all(isinstance(c, int) for c in usecols):
+        usecols = sorted(usecols)  # pandas keeps the file's order of the columns
     if isinstance(usecols, (tuple, list)) and all(isinstance(c, int) for c in usecols):
         values = values[:, list(usecols)]
         names = tuple(names[c] for c in usecols) if names else None
     elif usecols is not None:
         return None
-    if values.shape[1] == 1 and not header and usecols is None:
-        values = values[:, 0]
+    if not table:  # numpy squeezes a single column to (N,) unless ndmin=2
+        ndmin = options.get("ndmin", 0)
+        if values.shape[1] == 1 and (not isinstance(ndmin, int) or ndmin < 2):
+            values = values[:, 0]
+        if options.get("unpack") is True:
+            values = values.T
     return Table(tuple(values.shape), values, names)

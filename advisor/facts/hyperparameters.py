@@ -42,6 +42,8 @@ def constant(facts: FileFacts, expr: Expr | None, scope: Scope, depth: int = 0) 
     for binding in bindings:
         if binding.kind == "assign" and binding.value is not None:
             found.add(_hashable(constant(facts, binding.value, where, depth + 1)))
+        elif binding.kind == "unpack" and unpacked_element(binding) is not None:
+            found.add(_hashable(constant(facts, unpacked_element(binding), where, depth + 1)))
         elif binding.kind == "param" and where is not None and where.function is not None:
             found |= _param_constants(facts, where, binding.name, depth + 1)
         else:
@@ -50,6 +52,16 @@ def constant(facts: FileFacts, expr: Expr | None, scope: Scope, depth: int = 0) 
         return NOTHING
     value = found.pop()
     return NOTHING if value is NOTHING else value
+
+
+def unpacked_element(binding) -> Expr | None:
+    """The element a name takes in `lr, epochs = 0.03, 10`; None for anything less plain."""
+    source, position = binding.source, binding.position
+    if source is None or not position or len(position) != 1:
+        return None
+    if source.kind not in ("tuple", "list") or position[0] >= len(source.elements):
+        return None
+    return source.elements[position[0]]
 
 
 def _param_constants(facts: FileFacts, scope: Scope, name: str, depth: int) -> set:

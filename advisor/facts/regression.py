@@ -401,12 +401,16 @@ def _step_size(facts: FileFacts, config: TrainingConfig, update: Occurrence | No
         return "other", None, None
     if update.kind is EventKind.STEP:
         name = config.optimizer
-        expr = _lr_node(facts, update)
+        expr, scope, written = _lr_node(facts, update)
         node = expr.node if expr is not None else None
+        lr = config.lr
+        if lr is None and written:  # `lr=0.1 / len(X)`: through the data's sizes
+            found = _number(facts, expr, _Ctx(scope))
+            lr = float(found) if isinstance(found, (int, float)) and found > 0 else None
         if name in ("SGD",):
-            return "sgd", config.lr, node
+            return "sgd", lr, node
         if name in ADAPTIVE:
-            return "adaptive", config.lr, node
+            return "adaptive", lr, node
         return "other", None, node
     ctx = _Ctx(update.origin.scope, {}, update.origin.order)
     event = update.event
@@ -453,13 +457,15 @@ def _gradient_coefficient(facts: FileFacts, expr: Expr | None, ctx: _Ctx, depth:
     return None
 
 
-def _lr_node(facts: FileFacts, update: Occurrence) -> Expr | None:
+def _lr_node(facts: FileFacts, update: Occurrence):
+    """(the lr argument or else the optimizer's construction, its scope, whether lr is written)."""
     text = stepped_optimizer(facts, update)
     for value in v.text_values(facts, text, update.origin.scope):
         if value.kind == v.OPTIMIZER and value.expr is not None and value.expr.call is not None:
             call = value.expr.call
-            return call.kwargs.get("lr") or call.arg(1) or value.expr
-    return None
+            lr = call.kwargs.get("lr") or call.arg(1)
+            return lr or value.expr, value.scope or update.origin.scope, lr is not None
+    return None, None, False
 
 
 __all__ = ["Loss", "Regression", "loss_of", "regressions", "NOTHING"]
