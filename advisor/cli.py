@@ -67,6 +67,28 @@ def _check_parser() -> argparse.ArgumentParser:
         choices=("rich", "concise", "json", "github"),
         help="output format (default: rich on a terminal, concise otherwise)",
     )
+    probe = parser.add_argument_group("probe (replays the regression on the script's data)")
+    probe.add_argument(
+        "--run",
+        action="store_true",
+        help="allow the probe to run the script (separate process, time and memory limits)",
+    )
+    probe.add_argument("--data", metavar="FILE", help="the data: .csv, .npy, .npz or .parquet")
+    probe.add_argument("--target", metavar="COL", help="--data's target column (default: last)")
+    probe.add_argument(
+        "--features", metavar="COLS", help="--data's feature columns, comma-separated"
+    )
+    probe.add_argument(
+        "--budget",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="replay time per training setting before extrapolating (default: 1)",
+    )
+    probe.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="--run's wall-clock limit"
+    )
+    probe.add_argument("--plot", metavar="FILE.png", help="loss curves against the optimum")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     parser.add_argument(
@@ -84,12 +106,20 @@ def _check(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     from advisor.runner import RunOptions, UsageError, check_paths
 
     paths = args.paths or (["-"] if args.stdin_filename else ["."])
+    probe = None
+    if not args.static:
+        problem = _probe_usage(args)
+        if problem:
+            err.write(f"lr-advisor: error: {problem}\n")
+            return EXIT_ERROR
+        probe = _probe_options(args)
     options = RunOptions(
         select=_selectors(args.select),
         ignore=_selectors(args.ignore) or (),
         jobs=args.jobs or None,
         use_cache=not args.no_cache,
         stdin_filename=args.stdin_filename,
+        probe=probe,
     )
     try:
         result = check_paths(paths, options)
@@ -101,6 +131,13 @@ def _check(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     from advisor.reporters import write_report
 
     write_report(result, fmt, out, err)
+    if args.plot and result.probe:
+        from advisor.probe.plot import PlotError, write_plot
+
+        try:
+            write_plot(result.probe, args.plot)
+        except PlotError as error:
+            err.write(f"lr-advisor: warning: {error}\n")
     if not result.files and not result.errors:
         err.write("warning: No Python files found under the given path(s)\n")
     if result.internal_errors:
@@ -108,6 +145,29 @@ def _check(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     if result.failed and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _probe_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the probe's options, if anything."""
+    if (args.target or args.features) and not args.data:
+        return "--target and --features describe --data FILE: give the file too"
+    if args.data and not os.path.isfile(args.data):
+        return f"--data {args.data}: no such file"
+    if args.budget <= 0 or args.timeout <= 0:
+        return "--budget and --timeout must be positive"
+    return None
+
+
+def _probe_options(args: argparse.Namespace):
+    from advisor.probe.stage import ProbeOptions
+
+    data = None
+    if args.data:
+        from advisor.probe.datafile import DataOption
+
+        features = tuple(f.strip() for f in args.features.split(",")) if args.features else None
+        data = DataOption(args.data, args.target, features)
+    return ProbeOptions(data=data, run=args.run, budget=args.budget, timeout=args.timeout)
 
 
 def _rules(argv: Sequence[str], out: TextIO, err: TextIO) -> int:

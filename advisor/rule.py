@@ -35,6 +35,7 @@ class Rule:
     flag: tuple[str, ...]  # snippets that must be flagged, at the `# expect:` lines
     quiet: tuple[str, ...]  # snippets that must not be flagged
     check: Callable[[FileFacts], Iterable[Diagnostic]]
+    probe: bool = False  # found by the probe (a replay on the data), not by the static pass
 
     def matches(self, selector: str) -> bool:
         """An id (`LRA101`), a name (`missing-zero-grad`) or an id prefix (`LRA1`, `LRA`)."""

@@ -47,6 +47,7 @@ class RunOptions:
     cache_dir: str | None = None  # default: .lr-advisor-cache in the current folder
     stdin_filename: str | None = None
     rules: Sequence[Rule] | None = None  # default: the whole catalogue
+    probe: Any = None  # a probe.stage.ProbeOptions; None: static analysis only
 
 
 @dataclass
@@ -57,6 +58,7 @@ class RunResult:
     parsed: int = 0  # files that were parsed and checked (not cached, not pre-filtered)
     cached: int = 0
     walked: int = 0  # folders named on the command line
+    probe: list = field(default_factory=list)  # probe.stage.ProbeReport, one a training loop
     _stdin: dict[str, bytes] = field(default_factory=dict, repr=False)
     _lines: dict[tuple[str, int | None], list[str]] = field(default_factory=dict, repr=False)
 
@@ -417,6 +419,7 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
     finder = ConfigFinder(rules)
     by_id = {rule.id: rule for rule in rules}
     tasks: list[Task] = []
+    probing: list[tuple[str, bytes, tuple[str, ...]]] = []
     keys: dict[int, str] = {}
     outcomes: dict[int, FileResult] = {}
     for index, target in enumerate(discovery.targets):
@@ -436,6 +439,7 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
         if not raw.data.strip() or not selected:
             continue
         rule_ids = tuple(rule.id for rule in selected)
+        probing.append((target.path, raw.data, rule_ids))
         if cache is not None and not target.stdin:
             settings = {rule.id: config.settings_for(rule) for rule in selected}
             key = keys[index] = _cache_key(raw, rule_ids, settings)
@@ -460,8 +464,22 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
         result.findings.extend(outcomes[index].findings)
         result.errors.extend(outcomes[index].errors)
     result.findings.sort(key=Finding.sort_key)
+    if options.probe is not None and probing:
+        _probe(probing, result, options.probe)
     result.errors.sort(key=lambda e: (e.path, e.cell or 0, e.line or 0))
     return result
+
+
+def _probe(inputs: list[tuple[str, bytes, tuple[str, ...]]], result: RunResult, options) -> None:
+    """The probe stage; a failure of the probe is an internal error, never a lost report."""
+    try:
+        from advisor.probe.stage import run_probe
+    except ImportError as error:  # numpy missing: the probe is an extra
+        result.errors.append(
+            FileError("<probe>", f"the probe needs numpy ({error})", is_finding=False)
+        )
+        return
+    run_probe(inputs, result, options)
 
 
 def _cache_key(raw: RawSource, rule_ids: tuple[str, ...], settings: dict) -> str:

@@ -11,6 +11,7 @@ from rules import (
     loss_argument_order,
     loss_shape_broadcast,
     missing_zero_grad,
+    not_converged,
     reused_layer,
     tiny_learning_rate,
     unscaled_features,
@@ -35,6 +36,7 @@ ALL_RULES: tuple[Rule, ...] = tuple(
             unscaled_features.RULE,
             tiny_learning_rate.RULE,
             huge_learning_rate.RULE,
+            not_converged.RULE,
         ),
         key=lambda rule: rule.id,
     )

@@ -26,8 +26,14 @@ QUIET_CASES = [
 
 
 def flagged_lines(rule: Rule, source: str) -> list[int]:
-    module = cst.parse_module(source)
-    diagnostics = list(rule.check(extract_facts(module, "example.py")))
+    if rule.probe:  # found by replaying the training: run the probe on the example
+        from advisor.probe.stage import ProbeOptions, probe_file
+
+        module, _, found, _ = probe_file("example.py", source, ProbeOptions())
+        diagnostics = [d for r, d in found if r is rule]
+    else:
+        module = cst.parse_module(source)
+        diagnostics = list(rule.check(extract_facts(module, "example.py")))
     if not diagnostics:
         return []
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)

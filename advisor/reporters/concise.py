@@ -16,6 +16,12 @@ def write(result: RunResult, out: TextIO, err: TextIO) -> None:
     lines.extend(error_line(e) for e in problems)
     for error in result.internal_errors:
         err.write(error_line(error) + "\n")
+    if result.probe:
+        from advisor.probe.report import concise_lines
+
+        probed = concise_lines(result.probe)
+        if probed:
+            out.write("\n".join(probed) + "\n")
     if lines:
         out.write("\n".join(lines) + "\n")
         out.write(f"Found {plural(len(lines), 'error')}.\n")

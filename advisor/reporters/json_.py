@@ -15,7 +15,7 @@ def document(result: RunResult) -> dict:
     return {
         "version": __version__,
         "findings": [finding.to_json() for finding in result.findings],
-        "probe": [],
+        "probe": [report.to_json() for report in result.probe],
         "errors": [error.to_json() for error in result.errors],
     }
 

@@ -121,5 +121,11 @@ def write(result: RunResult, out: TextIO, err: TextIO) -> None:
         errors = console_for(err)
         for error in result.internal_errors:
             errors.print(Text(error_line(error), "red"))
+    if result.probe:
+        from advisor.probe.report import panel
+
+        for report in result.probe:
+            if report.status != "not applicable":
+                console.print(panel(report), soft_wrap=False)
     if result.files or result.findings or result.errors:
         console.print(summary(result))

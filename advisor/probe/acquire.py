@@ -1,0 +1,151 @@
+"""The probe's problem from the facts: the data and settings a script writes down, with no
+code of the user's run.
+
+A regression is probed from the facts when the data the model sees and the targets are
+known numbers (literal, read from a file next to the script, or a seeded stand-in for a
+synthetic draw) and the loss is a squared error. Otherwise the report says what is missing
+and how to give it (`--data`, `--run`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from advisor.facts.regression import Regression
+from advisor.probe.problem import Loss, Optimizer, Problem
+
+# torch's defaults where a script leaves the lr out
+DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2, "adagrad": 1e-2}
+DEFAULT_DECAY = {"adamw": 1e-2}
+
+
+@dataclass
+class Acquired:
+    """A problem, or why there is none."""
+
+    problem: Problem | None
+    missing: str | None = None  # what the facts do not tell, in a phrase
+    applies: bool = True  # False: not a linear least-squares regression (no data would help)
+
+
+def optimizer_of(regression: Regression) -> Optimizer | None:
+    """The update rule of a regression, with torch's defaults where the script omits them."""
+    config = regression.config
+    if regression.rule == "manual" and regression.step_size:
+        return Optimizer("manual", float(regression.step_size))
+    name = (config.optimizer or "").lower()
+    if regression.rule == "sgd" and regression.step_size:
+        return Optimizer(
+            "sgd",
+            float(regression.step_size),
+            momentum=float(config.momentum or 0.0),
+            dampening=float(config.dampening or 0.0),
+            nesterov=bool(config.nesterov),
+            weight_decay=float(config.weight_decay or 0.0),
+        )
+    if name in DEFAULT_LR:
+        lr = regression.step_size or DEFAULT_LR[name]
+        decay = config.weight_decay
+        return Optimizer(
+            name,
+            float(lr),
+            weight_decay=float(DEFAULT_DECAY.get(name, 0.0) if decay is None else decay),
+        )
+    return None
+
+
+def from_regression(regression: Regression, data=None) -> Acquired:
+    """The problem a regression of the facts trains: its own data when the facts know the
+    numbers, else `data` = (features, targets) given on the command line."""
+    loss, model, features = regression.loss, regression.model, regression.features
+    if loss.kind != "mse":
+        return Acquired(None, f"the loss is {loss.kind}, not a squared error", applies=False)
+    if model is None:
+        return Acquired(None, "the model is not a single linear layer", applies=False)
+    notes: list[str] = []
+    if data is not None:
+        x, y = data
+        notes.append("the data given with --data")
+        source = "data file"
+    else:
+        found = _script_data(regression)
+        if isinstance(found, str):
+            return Acquired(None, found)
+        x, y = found
+        source = "facts"
+        target = loss.target
+        if features.origin == "synthetic" or target.origin == "synthetic":
+            notes.append("synthetic data, re-created with a fixed seed")
+            if regression.rows and regression.rows > x.shape[0]:
+                notes.append(f"a sample of {x.shape[0]} of its {regression.rows} rows")
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    x = x[:, None] if x.ndim == 1 else x.reshape(x.shape[0], -1)
+    if y.shape[0] != x.shape[0]:
+        return Acquired(None, "the targets and the data have different numbers of rows")
+    y = y.reshape(y.shape[0], -1)
+    if model.inputs is not None and x.shape[1] != model.inputs:
+        return Acquired(None, f"the model takes {model.inputs} columns, the data has {x.shape[1]}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return Acquired(None, "the data holds NaN or inf")
+    optimizer = optimizer_of(regression)
+    if optimizer is None:
+        notes.append(f"no replay of {regression.config.optimizer or 'this update'}")
+    if regression.rule == "manual":
+        notes.append("hand-made parameters started at zero")
+    if regression.steps is None:
+        notes.append("the number of steps is not in the script")
+    problem = Problem(
+        features=x,
+        targets=y,
+        bias=bool(model.bias),
+        loss=Loss(mean=loss.mean, factor=loss.factor, broadcast=_broadcasts(regression)),
+        optimizer=optimizer,
+        batch=regression.batch if data is None else _batch_for(regression, x.shape[0]),
+        shuffle=True,
+        steps=regression.steps if data is None else None,
+        epochs=None if data is None else _epochs_of(regression),
+        init="linear" if regression.rule != "manual" else "zeros",
+        source=source,
+        notes=notes,
+    )
+    return Acquired(problem)
+
+
+def _script_data(regression: Regression):
+    """(features, targets) as numbers, or a phrase saying what is missing."""
+    features, target = regression.features, regression.loss.target
+    if features is None or features.values is None:
+        return "the data is not in the script (it is made or loaded at run time)"
+    if target is None or target.values is None:
+        return "the targets are not in the script"
+    x, y = features.values.get(), target.values.get()
+    if x is None or y is None:
+        return "the data could not be computed"
+    return x, y
+
+
+def _batch_for(regression: Regression, rows: int) -> int | None:
+    """The script's batch size applied to other data: a DataLoader's, not all rows."""
+    config = regression.config
+    return config.batch_size if config.batch_size else None
+
+
+def _epochs_of(regression: Regression) -> int | None:
+    return regression.config.epochs
+
+
+def _broadcasts(regression: Regression) -> bool:
+    """(B, 1) against (B,) or the reverse: the loss compares every prediction with every
+    target of the batch."""
+    prediction = regression.loss.prediction.shape
+    target = regression.loss.target.shape if regression.loss.target is not None else None
+    if not prediction or not target:
+        return False
+    column = {len(prediction): prediction, len(target): target}
+    if sorted(column) != [1, 2] or len(prediction) == len(target):
+        return False
+    flat, tall = column[1], column[2]
+    return tall[1] == 1 and flat[0] != 1

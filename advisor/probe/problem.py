@@ -1,0 +1,102 @@
+"""The regression a script trains, as numbers: what the probe replays and solves.
+
+One record whatever the source: the facts (no user code runs), a `--data` file, or what `--run`
+captured while the script ran. Every field holds what the script does, not what it should do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """The update rule, with PyTorch's semantics and defaults."""
+
+    kind: str  # sgd, adam, adamw, rmsprop, adagrad, manual (w -= lr * grad by hand)
+    lr: float
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    alpha: float = 0.99  # RMSprop's smoothing
+
+    def with_lr(self, lr: float) -> Optimizer:
+        from dataclasses import replace
+
+        return replace(self, lr=lr)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """The script's own loss of one step: factor * (mean or sum) of squared errors.
+
+    `broadcast`: the target is (B,) against a (B, 1) prediction (or the reverse), so the loss the
+    script computes is over the (B, B) broadcast: every prediction against every target.
+    """
+
+    mean: bool = True
+    factor: float = 1.0
+    broadcast: bool = False
+
+
+@dataclass
+class Problem:
+    """A linear least-squares regression as a script trains it."""
+
+    features: np.ndarray  # (n, p) float64, as the model sees them (after the script's scaling)
+    targets: np.ndarray  # (n, k) float64
+    bias: bool
+    loss: Loss
+    optimizer: Optimizer | None  # None: the update rule is unknown (no replay)
+    batch: int | None = None  # rows per step; None or >= n: full batch
+    shuffle: bool = True  # a new order of the rows every epoch
+    drop_last: bool = False
+    epochs: int | None = None  # passes over the data; None: unknown
+    steps: int | None = None  # optimizer steps in all; None: epochs * steps per epoch
+    init: str = "linear"  # linear (nn.Linear's uniform ±1/sqrt(p)), zeros, given
+    initial: tuple[np.ndarray, np.ndarray] | None = None  # (weights (p, k), bias (k,)) if given
+    source: str = "facts"  # facts, data file, run
+    feature_names: tuple[str, ...] | None = None
+    notes: list[str] = field(default_factory=list)  # what the probe assumed, for the report
+    observed_losses: np.ndarray | None = (
+        None  # --run: the loss the script printed/computed per step
+    )
+    final_params: tuple[np.ndarray, np.ndarray] | None = None  # --run: weights, bias at the end
+
+    @property
+    def rows(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def outputs(self) -> int:
+        return int(self.targets.shape[1])
+
+    @property
+    def rows_per_step(self) -> int:
+        if self.batch is None or self.batch >= self.rows:
+            return self.rows
+        return self.batch
+
+    @property
+    def steps_per_epoch(self) -> int:
+        size = self.rows_per_step
+        if self.drop_last:
+            return max(self.rows // size, 1)
+        return -(-self.rows // size)
+
+    @property
+    def total_steps(self) -> int | None:
+        if self.steps is not None:
+            return self.steps
+        if self.epochs is not None:
+            return self.epochs * self.steps_per_epoch
+        return None

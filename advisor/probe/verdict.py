@@ -1,0 +1,368 @@
+"""The verdict: does the script's training reach the optimum, why not, and a fix proven by
+replaying it on the same data."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from advisor.curvature import contraction, round_step, stable_step
+from advisor.probe.exact import Moments, Optimum, solve
+from advisor.probe.problem import Loss, Optimizer, Problem
+from advisor.probe.replay import REPLAYABLE, Evaluator, Replay, gradient_scale, replay
+
+TOLERANCE = 1e-6  # "at the optimum": the loss within this relative excess
+CONVERGED = 1e-2  # the verdict's "converged": within 1 % of the optimum's loss ...
+EXPLAINED = 1e-4  # ... or within 0.01 % of what the model can explain at all
+MAX_EPOCHS = 10**12
+
+
+@dataclass
+class Curvature:
+    """Of the expected Hessian of one step's loss."""
+
+    eigenvalues: np.ndarray
+    condition: float
+    stable_step: float  # the largest stable lr for the script's optimizer (SGD semantics)
+    slowest_contraction: float | None  # error factor per step along the slowest direction
+    standardized_condition: float  # with the columns standardised and a bias
+
+
+@dataclass
+class Candidate:
+    """A change to the script, replayed on the data."""
+
+    label: str
+    problem: Problem
+    optimum: Optimum
+    replay: Replay
+    epochs_needed: float | None  # to reach TOLERANCE of its own optimum; None: not within reach
+    keeps_model: bool  # False when the fix adds a bias (a different, better model)
+    weights: np.ndarray  # (p, k) in the script's feature units
+    bias: np.ndarray  # (k,)
+
+
+@dataclass
+class Verdict:
+    status: str  # converged, not converged, diverged, unknown (no replay)
+    problem: Problem
+    optimum: Optimum
+    curvature: Curvature
+    replay: Replay | None
+    final: float | None = None  # median final loss over the initialisations
+    spread: tuple[float, float] | None = None
+    excess: float | None = None
+    excess_percent: float | None = None
+    parameter_error: float | None = None  # ‖θ - θ*‖ / ‖θ*‖, median
+    slow_progress: float | None = None  # share of the initial error removed along the slowest
+    reasons: list[tuple[str, str]] = field(default_factory=list)  # (rule name, why)
+    fixes: list[Candidate] = field(default_factory=list)
+    shape_fixed: Replay | None = None  # the same training with the target's shape fixed
+
+    @property
+    def best(self) -> Candidate | None:
+        reached = [f for f in self.fixes if f.epochs_needed is not None]
+        if not reached:
+            return None
+        return min(reached, key=lambda f: (f.epochs_needed, not f.keeps_model))
+
+
+def hessian(problem: Problem, weight_decay: float = 0.0) -> np.ndarray:
+    """Expected Hessian of one step's loss (a batch's rows are a share of all rows)."""
+    moments = Moments.accumulate([(problem.features, problem.targets)], problem.bias)
+    rows = problem.rows_per_step
+    scale = gradient_scale(problem, rows) * rows / problem.rows
+    return scale * moments.gram + weight_decay * np.eye(moments.gram.shape[0])
+
+
+def curvature(problem: Problem) -> Curvature:
+    optimizer = problem.optimizer
+    decay = optimizer.weight_decay if optimizer else 0.0
+    eigenvalues = np.clip(np.linalg.eigvalsh(hessian(problem, decay)), 0.0, None)
+    top = eigenvalues[-1]
+    spanned = eigenvalues[eigenvalues > top * eigenvalues.size * np.finfo(float).eps * 10]
+    low = spanned.min() if spanned.size else 0.0
+    momentum = optimizer.momentum if optimizer and optimizer.kind == "sgd" else 0.0
+    nesterov = bool(optimizer and optimizer.kind == "sgd" and optimizer.nesterov)
+    slowest = None
+    if optimizer is not None and optimizer.kind in ("sgd", "manual") and low > 0:
+        slowest = contraction(optimizer.lr, low, momentum, nesterov)
+    standardized = standardized_problem(problem)
+    z = np.clip(np.linalg.eigvalsh(hessian(standardized)), 0.0, None)
+    z_low = z[z > z[-1] * z.size * np.finfo(float).eps * 10].min()
+    return Curvature(
+        eigenvalues=eigenvalues,
+        condition=top / low if low > 0 else math.inf,
+        stable_step=stable_step(top, momentum, nesterov),
+        slowest_contraction=slowest,
+        standardized_condition=float(z[-1] / z_low),
+    )
+
+
+def standardized_problem(problem: Problem) -> Problem:
+    """Columns with mean 0 and spread 1 (constant ones dropped), and a bias."""
+    x = problem.features
+    spread = x.std(axis=0)
+    keep = spread > 0
+    z = (x[:, keep] - x[:, keep].mean(axis=0)) / spread[keep]
+    return replace(problem, features=z, bias=True, init="linear", initial=None)
+
+
+def _to_original_units(problem: Problem, weights_z: np.ndarray, bias_z: np.ndarray):
+    """Weights of the standardised problem as weights on the script's own columns."""
+    x = problem.features
+    spread = x.std(axis=0)
+    keep = spread > 0
+    mean = x.mean(axis=0)
+    weights = np.zeros((problem.width, weights_z.shape[1]))
+    weights[keep] = weights_z / spread[keep][:, None]
+    bias = bias_z - mean[keep] @ weights[keep]
+    return weights, bias
+
+
+def _relative_excess(loss: np.ndarray, optimum: float, scale: float) -> np.ndarray:
+    return (loss - optimum) / max(optimum, scale * 1e-12, 1e-300)
+
+
+def _zero_loss(problem: Problem) -> float:
+    """The loss of predicting zero: the problem's scale."""
+    return float(Evaluator(problem).loss(np.zeros((problem.width + problem.bias, problem.outputs))))
+
+
+def epochs_to_tolerance(
+    problem: Problem, optimizer: Optimizer, optimum: float, start
+) -> float | None:
+    """Epochs until the loss is within TOLERANCE of the optimum (full-batch gradient descent,
+    exactly, by search over the closed-form trajectory); None when it never gets there."""
+    scale = _zero_loss(problem)
+
+    def reached(epochs: int) -> bool:
+        found = replay(problem, optimizer, steps=epochs, start=start)
+        if found is None or found.diverged:
+            return False
+        return bool(np.all(_relative_excess(found.final, optimum, scale) <= TOLERANCE))
+
+    high = 1
+    while not reached(high):
+        high *= 4
+        if high > MAX_EPOCHS:
+            return None
+    low = high // 4
+    while high - low > 1:
+        middle = (low + high) // 2
+        if reached(middle):
+            high = middle
+        else:
+            low = middle
+    return float(high)
+
+
+def _simulated_epochs_needed(problem: Problem, run: Replay, optimum: float) -> float | None:
+    scale = _zero_loss(problem)
+    excess = _relative_excess(np.median(run.losses, axis=0), optimum, scale)
+    below = np.nonzero(excess <= TOLERANCE)[0]
+    return float(run.epochs[below[0]]) if below.size else None
+
+
+def judge(problem: Problem, budget: float = 1.0) -> Verdict:
+    """Solve, replay the script, explain, and prove a fix."""
+    optimum = solve(problem)
+    shape = curvature(problem)
+    optimizer = problem.optimizer
+    run = None
+    if optimizer is not None and optimizer.kind in REPLAYABLE:
+        run = replay(problem, budget=budget)
+    verdict = Verdict("unknown", problem, optimum, shape, run)
+    if run is None:
+        verdict.fixes = _fixes(problem, optimum, shape, budget)
+        return verdict
+    scale = _zero_loss(problem)
+    finals = run.final
+    verdict.final = float(np.median(finals))
+    verdict.spread = (float(np.min(finals)), float(np.max(finals)))
+    verdict.excess = verdict.final - optimum.loss
+    verdict.excess_percent = 100.0 * verdict.excess / max(optimum.loss, 1e-300)
+    theta = np.concatenate([run.weights, run.bias[:, None, :]], axis=1)
+    target = optimum.stacked if problem.bias else optimum.weights
+    if not problem.bias:
+        theta = run.weights
+    norm = max(float(np.linalg.norm(target)), 1e-300)
+    errors = np.linalg.norm((theta - target[None]).reshape(theta.shape[0], -1), axis=1) / norm
+    verdict.parameter_error = float(np.median(errors))
+    verdict.slow_progress = _slow_progress(problem, run, target)
+    explainable = max(_mean_loss(problem) - optimum.loss, 0.0)
+    if run.diverged:
+        verdict.status = "diverged"
+    elif (
+        _relative_excess(verdict.final, optimum.loss, scale) <= CONVERGED
+        or verdict.excess <= EXPLAINED * explainable
+    ):
+        verdict.status = "converged"
+    else:
+        verdict.status = "not converged"
+    if problem.loss.broadcast:
+        fixed = replace(problem, loss=replace(problem.loss, broadcast=False))
+        verdict.shape_fixed = replay(fixed, budget=budget / 2, label="target shape fixed")
+    verdict.reasons = _reasons(verdict)
+    if verdict.status != "converged":
+        verdict.fixes = _fixes(problem, optimum, shape, budget)
+    return verdict
+
+
+def _mean_loss(problem: Problem) -> float:
+    """The loss of the best constant prediction: the scale of what a model can explain."""
+    centred = problem.targets - problem.targets.mean(axis=0)
+    loss = problem.loss
+    total = float(np.sum(centred * centred))
+    return (
+        loss.factor * total / (problem.rows * problem.outputs) if loss.mean else loss.factor * total
+    )
+
+
+def _slow_progress(problem: Problem, run: Replay, target: np.ndarray) -> float | None:
+    """How much of the starting error along the slowest direction the training removed."""
+    from advisor.probe.replay import initial_parameters
+
+    h = hessian(problem)
+    eigenvalues, vectors = np.linalg.eigh(h)
+    spanned = eigenvalues > eigenvalues[-1] * eigenvalues.size * np.finfo(float).eps * 10
+    if not np.any(spanned):
+        return None
+    slow = vectors[:, np.argmax(spanned)]  # the smallest eigenvalue the data spans
+    start = initial_parameters(problem)
+    end = (
+        np.concatenate([run.weights, run.bias[:, None, :]], axis=1) if problem.bias else run.weights
+    )
+    before = np.abs(np.einsum("i,rik->rk", slow, start - target[None])).sum(axis=1)
+    after = np.abs(np.einsum("i,rik->rk", slow, end - target[None])).sum(axis=1)
+    share = 1.0 - after / np.maximum(before, 1e-300)
+    return float(np.median(share))
+
+
+def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
+    from advisor.curvature import figure
+
+    problem, shape, reasons = verdict.problem, verdict.curvature, []
+    optimizer = problem.optimizer
+    if verdict.status == "converged" or optimizer is None:
+        return reasons
+    if optimizer.kind in ("sgd", "manual"):
+        if optimizer.lr > shape.stable_step:
+            reasons.append(
+                (
+                    "huge-learning-rate",
+                    f"lr {figure(optimizer.lr)} is above the stable step "
+                    f"{figure(shape.stable_step)} of this loss",
+                )
+            )
+        elif optimizer.lr * 10 <= shape.stable_step:
+            per_step = 1.0 - (shape.slowest_contraction or 1.0)
+            reasons.append(
+                (
+                    "tiny-learning-rate",
+                    f"lr {figure(optimizer.lr)} is {figure(shape.stable_step / optimizer.lr)}x "
+                    f"below the stable step {figure(shape.stable_step)}: each step removes "
+                    f"{figure(100 * per_step)}% of the error along the slowest direction",
+                )
+            )
+    if shape.condition >= 1e3 and shape.condition >= 100 * shape.standardized_condition:
+        reasons.append(
+            (
+                "unscaled-features",
+                f"the loss's condition number is {figure(shape.condition)}; standardised columns "
+                f"with a bias give {figure(shape.standardized_condition)}",
+            )
+        )
+    if problem.loss.broadcast and verdict.shape_fixed is not None:
+        fixed = float(np.median(verdict.shape_fixed.final))
+        effect = (
+            f"with the shape fixed the same training ends at {figure(fixed)} instead of "
+            f"{figure(verdict.final)}"
+            if abs(fixed - verdict.final) > 1e-3 * max(abs(fixed), 1e-300)
+            else f"at this lr it barely shows yet ({figure(fixed)} with either shape), but the "
+            f"training is pulled towards the wrong answer"
+        )
+        reasons.append(
+            (
+                "loss-shape-broadcast",
+                f"the (N,) target against the (N, 1) prediction trains towards each batch's "
+                f"mean: {effect}",
+            )
+        )
+    if optimizer.weight_decay:
+        reasons.append(
+            (
+                "weight-decay",
+                f"weight decay {figure(optimizer.weight_decay)} pulls the weights "
+                "towards zero: the training converges to another point than lstsq's",
+            )
+        )
+    if not reasons and verdict.status == "not converged":
+        reasons.append(("too-few-steps", "the training is on its way but stops too early"))
+    return reasons
+
+
+# -- fixes ----------------------------------------------------------------------------------
+def _fixes(problem: Problem, optimum: Optimum, shape: Curvature, budget: float) -> list[Candidate]:
+    """Candidate changes, each replayed: keep the model with a better lr (full batch), and
+    standardise the columns with a bias (full batch, the best fixed step 2/(λmin+λmax))."""
+    candidates = []
+    epochs = problem.epochs or (problem.total_steps or 0) // max(problem.steps_per_epoch, 1)
+    base = replace(problem, loss=replace(problem.loss, broadcast=False), batch=None, shuffle=False)
+    for label, fixed, keeps in (
+        ("keep the data; full batch with the best fixed lr", base, True),
+        (
+            "standardise the columns and add a bias; full batch with the best fixed lr",
+            standardized_problem(base),
+            problem.bias,
+        ),
+    ):
+        if keeps is False and problem.bias is False and fixed is base:
+            continue
+        candidate = _full_batch_candidate(label, problem, fixed, keeps, epochs)
+        if candidate is not None:
+            candidates.append(candidate)
+    return candidates
+
+
+def _full_batch_candidate(label: str, original: Problem, fixed: Problem, keeps: bool, epochs: int):
+    h = hessian(fixed)
+    eigenvalues = np.clip(np.linalg.eigvalsh(h), 0.0, None)
+    top = eigenvalues[-1]
+    spanned = eigenvalues[eigenvalues > top * eigenvalues.size * np.finfo(float).eps * 10]
+    if top <= 0 or not spanned.size:
+        return None
+    lr = 2.0 / (spanned.min() + top)  # the best fixed step of gradient descent
+    optimizer = Optimizer("sgd", float(lr))
+    fixed = replace(fixed, optimizer=optimizer, init="linear", initial=None)
+    optimum = solve(fixed)
+    from advisor.probe.replay import initial_parameters
+
+    start = initial_parameters(fixed)
+    needed = epochs_to_tolerance(fixed, optimizer, optimum.loss, start)
+    steps = int(needed) if needed is not None else max(epochs, 1)
+    run = replay(fixed, optimizer, steps=steps, label=label, start=start)
+    weights, bias = optimum.weights, optimum.bias
+    if fixed.features is not original.features:  # standardised: back to the script's units
+        weights, bias = _to_original_units(original, optimum.weights, optimum.bias)
+    return Candidate(
+        label=f"{label} ({_lr_text(lr)})",
+        problem=fixed,
+        optimum=optimum,
+        replay=run,
+        epochs_needed=needed,
+        keeps_model=keeps,
+        weights=weights,
+        bias=bias,
+    )
+
+
+def _lr_text(lr: float) -> str:
+    from advisor.curvature import figure
+
+    return f"lr {figure(lr)}"
+
+
+__all__ = ["Verdict", "Candidate", "judge", "round_step", "Loss"]
