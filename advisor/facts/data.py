@@ -1602,7 +1602,7 @@ def apply_module(facts: FileFacts, module: v.Value, data, ctx: _Ctx):
         outputs = outputs if isinstance(outputs, int) else None
         in_shape = data.shape if isinstance(data, (Array, Prediction)) else None
         shape = (*in_shape[:-1], outputs) if in_shape else None
-        if isinstance(data, Array):
+        if isinstance(data, Array) or data is None:  # unknown data: still the model it is
             return Prediction(shape, LinearModel(inputs, outputs, bias, module.expr), data)
         features = data.features if isinstance(data, Prediction) else None
         return Prediction(shape, None, features)

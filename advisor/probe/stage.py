@@ -145,8 +145,7 @@ def summary(verdict) -> str:
     above = (
         "an exact fit (lstsq's loss is 0)"
         if exact_fit
-        else f"the optimum {figure(optimum.loss)} (lstsq): {figure(verdict.excess_percent)}% "
-        f"above it"
+        else f"the optimum {optimum.loss:.6g} (lstsq): {figure(verdict.excess_percent)}% above it"
     )
     text = (
         f"training ends at loss {figure(verdict.final)}{spread} against {above}, the weights "
@@ -155,7 +154,7 @@ def summary(verdict) -> str:
     if verdict.status == "converged":
         text = (
             f"converges: loss {figure(verdict.final)}{spread}, the optimum is "
-            f"{figure(optimum.loss)} (lstsq)"
+            f"{optimum.loss:.6g} (lstsq)"
         )
     return text
 
@@ -173,7 +172,7 @@ def _not_converged(regression, verdict):
     if best is not None:
         message += (
             f". Proven on the data: {best.label} reaches its optimum "
-            f"{figure(best.optimum.loss)} within 1e-6 in {int(best.epochs_needed)} epochs"
+            f"{best.optimum.loss:.6g} within 1e-6 in {int(best.epochs_needed)} epochs"
         )
     evidence = {
         "status": verdict.status,

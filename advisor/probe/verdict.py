@@ -168,6 +168,11 @@ def _simulated_epochs_needed(problem: Problem, run: Replay, optimum: float) -> f
 
 def judge(problem: Problem, budget: float = 1.0) -> Verdict:
     """Solve, replay the script, explain, and prove a fix."""
+    with np.errstate(all="ignore"):  # a diverged replay overflows on purpose
+        return _judge(problem, budget)
+
+
+def _judge(problem: Problem, budget: float) -> Verdict:
     optimum = solve(problem)
     shape = curvature(problem)
     optimizer = problem.optimizer
