@@ -91,7 +91,13 @@ def from_regression(regression: Regression, data=None) -> Acquired:
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         return Acquired(None, "the data holds NaN or inf")
     optimizer = optimizer_of(regression)
-    if optimizer is None:
+    if regression.scheduled:
+        optimizer = None
+        notes.append("a scheduler changes the lr while training: no replay of it")
+    elif regression.clipped:
+        optimizer = None
+        notes.append("the gradients are clipped: no replay of it")
+    elif optimizer is None:
         notes.append(f"no replay of {regression.config.optimizer or 'this update'}")
     if regression.rule == "manual":
         notes.append("hand-made parameters started at zero")

@@ -24,6 +24,7 @@ class Optimizer:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     alpha: float = 0.99  # RMSprop's smoothing
+    accumulate: bool = False  # .grad is never cleared: each step uses the sum of all gradients
 
     def with_lr(self, lr: float) -> Optimizer:
         from dataclasses import replace
@@ -67,6 +68,7 @@ class Problem:
         None  # --run: the loss the script printed/computed per step
     )
     final_params: tuple[np.ndarray, np.ndarray] | None = None  # --run: weights, bias at the end
+    frozen: bool = False  # the gradients are cleared before every update: nothing moves
 
     @property
     def rows(self) -> int:

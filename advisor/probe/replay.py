@@ -118,8 +118,12 @@ def replay(
         and optimizer.kind in ("sgd", "manual")
         and optimizer.dampening == 0
         and not problem.loss.broadcast
+        and not (optimizer.accumulate and optimizer.momentum)
     )
-    if closed:
+    if problem.frozen:  # every update sees a zero gradient: the parameters stay where they start
+        epochs, thetas = np.array([0.0, steps / problem.steps_per_epoch]), np.stack([theta, theta])
+        simulated, exact = steps, True
+    elif closed:
         epochs, thetas = _closed_form(problem, optimizer, theta, steps)
         simulated, exact = steps, True
     else:
@@ -193,6 +197,8 @@ def _closed_form(problem: Problem, optimizer: Optimizer, theta0: np.ndarray, ste
     error0 = np.einsum("ji,rjk->rik", vectors, theta0 - target)  # (R, d, k) in the eigenbasis
     momentum = optimizer.momentum if optimizer.kind == "sgd" else 0.0
     nesterov = optimizer.nesterov and optimizer.kind == "sgd"
+    if optimizer.accumulate:  # the sum of all gradients: a velocity that never forgets
+        momentum, nesterov = 1.0, False
     matrix = transition(optimizer.lr, eigenvalues, momentum, nesterov)
     checkpoints = _checkpoints(steps)
     powers = matrix_powers(matrix, checkpoints)  # (T, d, 2, 2)
@@ -254,6 +260,7 @@ class _State:
 
     def __init__(self, shape) -> None:
         self.velocity: np.ndarray | None = None
+        self.gradients: np.ndarray | None = None  # .grad when nothing clears it
         self.first = np.zeros(shape)
         self.second = np.zeros(shape)
         self.step = 0
@@ -263,6 +270,9 @@ def _update(optimizer: Optimizer, theta: np.ndarray, gradient: np.ndarray, state
     kind = optimizer.kind
     lr, decay = optimizer.lr, optimizer.weight_decay
     state.step += 1
+    if optimizer.accumulate:  # backward() adds to .grad and nothing clears it
+        state.gradients = gradient if state.gradients is None else state.gradients + gradient
+        gradient = state.gradients
     if kind == "manual":
         return theta - lr * gradient
     if kind == "sgd":

@@ -66,8 +66,14 @@ class ProbeReport:
         return data
 
 
-def probe_file(path: str, text: str, options: ProbeOptions, notebook=None):
-    """(reports, diagnostics as (rule, Diagnostic), confirmations {rule name: evidence})."""
+def probe_file(
+    path: str, text: str, options: ProbeOptions, notebook=None, static: frozenset = frozenset()
+):
+    """(module, reports, diagnostics as (rule, Diagnostic), confirmations {rule: evidence}).
+
+    `static`: the names of the rules the static pass found in the file; the replay follows
+    what they say the training does (gradients never cleared, an iterator spent after one
+    epoch), so that it replays the script as written, not as intended."""
     import libcst as cst
 
     from advisor.facts import extract_facts
@@ -76,7 +82,7 @@ def probe_file(path: str, text: str, options: ProbeOptions, notebook=None):
     try:
         module = cst.parse_module(text)
         facts = extract_facts(module, path)
-        found = regressions(facts)
+        found = _distinct(regressions(facts))
     except Exception:  # the static stage has reported what is wrong with the file
         return None, [], [], {}
     reports, diagnostics, confirmations = [], [], {}
@@ -84,7 +90,9 @@ def probe_file(path: str, text: str, options: ProbeOptions, notebook=None):
     captured = None
     for regression in found:
         began = time.perf_counter()
-        report, diagnostic, confirmed = _probe_one(path, regression, options, data, captured, facts)
+        report, diagnostic, confirmed = _probe_one(
+            path, regression, options, data, captured, static
+        )
         report.seconds = time.perf_counter() - began
         loop = regression.config.loop
         report.node = loop.iter.node if loop.iter is not None else loop.node
@@ -95,6 +103,18 @@ def probe_file(path: str, text: str, options: ProbeOptions, notebook=None):
     return module, reports, diagnostics, confirmations
 
 
+def _distinct(found: list) -> list:
+    """One regression per loss: a helper's loop and the loop that calls it train one model;
+    the one that knows more steps (the outer) tells the whole training."""
+    best: dict[int, object] = {}
+    for regression in found:
+        key = id(regression.loss.node)
+        other = best.get(key)
+        if other is None or (regression.steps or 0) > (other.steps or 0):
+            best[key] = regression
+    return [r for r in found if best[id(r.loss.node)] is r]
+
+
 def _given_data(options: ProbeOptions):
     from advisor.probe.datafile import load
 
@@ -102,7 +122,7 @@ def _given_data(options: ProbeOptions):
     return x, y
 
 
-def _probe_one(path, regression, options, data, captured, facts):
+def _probe_one(path, regression, options, data, captured, static):
     from advisor.probe.acquire import from_regression
     from advisor.probe.verdict import judge
 
@@ -118,6 +138,10 @@ def _probe_one(path, regression, options, data, captured, facts):
         report = ProbeReport(path, line, "no data", None, f"not probed: {acquired.missing}{hint}")
         return report, None, {}
     problem = acquired.problem
+    if "update-outside-no-grad" in static:
+        why = "not probed: the script fails at its first update (see update-outside-no-grad)"
+        return ProbeReport(path, line, "not applicable", problem.source, why), None, {}
+    as_written(problem, static)
     try:
         verdict = judge(problem, budget=options.budget)
     except (ValueError, FloatingPointError, ArithmeticError) as error:
@@ -127,6 +151,21 @@ def _probe_one(path, regression, options, data, captured, facts):
         path, line, verdict.status, problem.source, summary(verdict), verdict, problem.notes
     )
     return report, _not_converged(regression, verdict), _confirmations(verdict)
+
+
+def as_written(problem, static: frozenset) -> None:
+    """The training as the static findings say the script runs it."""
+    from dataclasses import replace
+
+    if "missing-zero-grad" in static and problem.optimizer is not None:
+        problem.optimizer = replace(problem.optimizer, accumulate=True)
+        problem.notes.append("gradients are never cleared: each step uses the sum of all of them")
+    if "zero-grad-before-step" in static:
+        problem.frozen = True
+        problem.notes.append("the gradients are cleared before each update: nothing moves")
+    if "exhausted-iterator" in static and problem.total_steps:
+        problem.steps = problem.steps_per_epoch
+        problem.notes.append("the batches run out after the first epoch")
 
 
 def summary(verdict) -> str:
@@ -216,8 +255,11 @@ def run_probe(inputs, result, options: ProbeOptions) -> None:
                 continue
         if not mentions_torch(text) or "backward" not in text:
             continue
+        static = frozenset(f.rule_name for f in result.findings if f.path == path)
         try:
-            module, reports, diagnostics, confirmations = probe_file(path, text, options, notebook)
+            module, reports, diagnostics, confirmations = probe_file(
+                path, text, options, notebook, static
+            )
         except Exception as error:  # a bug of ours: reported, and the other files go on
             result.errors.append(_internal_error(path, "the probe", error))
             continue

@@ -304,6 +304,20 @@ def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
                 "towards zero: the training converges to another point than lstsq's",
             )
         )
+    if problem.frozen:
+        reasons.append(
+            (
+                "zero-grad-before-step",
+                "the gradients are cleared before every update: the replayed weights never move",
+            )
+        )
+    if optimizer.accumulate:
+        reasons.append(
+            (
+                "missing-zero-grad",
+                "nothing clears .grad: every step uses the sum of all past gradients",
+            )
+        )
     if not reasons and verdict.status == "not converged":
         reasons.append(("too-few-steps", "the training is on its way but stops too early"))
     return reasons
