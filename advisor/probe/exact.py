@@ -32,22 +32,31 @@ class Moments:
 
     @classmethod
     def accumulate(cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], bias: bool) -> Moments:
-        """One pass over (features, targets) chunks."""
+        """One pass over (features, targets) chunks; the bias column is never materialised."""
         gram = cross = square = total = None
         rows = 0
         for features, targets in chunks:
-            a = design(features, bias)
-            y = np.asarray(targets, dtype=float).reshape(a.shape[0], -1)
+            x = np.asarray(features, dtype=float)
+            x = x[:, None] if x.ndim == 1 else x
+            y = np.asarray(targets, dtype=float).reshape(x.shape[0], -1)
             if gram is None:
-                gram = np.zeros((a.shape[1], a.shape[1]))
-                cross = np.zeros((a.shape[1], y.shape[1]))
+                width = x.shape[1] + int(bias)
+                gram = np.zeros((width, width))
+                cross = np.zeros((width, y.shape[1]))
                 square = np.zeros(y.shape[1])
                 total = np.zeros(y.shape[1])
-            gram += a.T @ a
-            cross += a.T @ y
+            p = x.shape[1]
+            gram[:p, :p] += x.T @ x
+            cross[:p] += x.T @ y
+            if bias:
+                sums = x.sum(axis=0)
+                gram[:p, p] += sums
+                gram[p, :p] += sums
+                gram[p, p] += x.shape[0]
+                cross[p] += y.sum(axis=0)
             square += np.einsum("ij,ij->j", y, y)
             total += y.sum(axis=0)
-            rows += a.shape[0]
+            rows += x.shape[0]
         if gram is None:
             raise ValueError("no rows")
         return cls(gram, cross, square, total, rows)
@@ -148,3 +157,26 @@ def solve_moments(
         condition=float(np.sqrt(gram_condition)),
         method=method,
     )
+
+
+def npy_chunks(path, target: int = -1, rows: int = 1 << 14):
+    """(features, targets) chunks of a 2-D .npy table, read block by block from the file (not
+    memory-mapped, so the process's memory does not grow with the number of rows)."""
+    with open(path, "rb") as stream:
+        major, _ = np.lib.format.read_magic(stream)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if major == 1
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(stream)
+        if len(shape) != 2 or shape[1] < 2 or fortran or dtype.hasobject:
+            raise ValueError(f"{path}: need a 2-D C-ordered numeric table of two columns or more")
+        width = shape[1]
+        target %= width
+        keep = [i for i in range(width) if i != target]
+        for start in range(0, shape[0], rows):
+            count = min(rows, shape[0] - start)
+            block = np.fromfile(stream, dtype=dtype, count=count * width).reshape(count, width)
+            block = block.astype(float, copy=False)
+            yield block[:, keep], block[:, target : target + 1]
