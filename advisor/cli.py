@@ -15,6 +15,7 @@ imported only where it is needed: libcst when a file is parsed, rich for the ric
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -122,7 +123,8 @@ def _check(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         probe=probe,
     )
     try:
-        result = check_paths(paths, options)
+        with _progress(err, enabled=probe is not None):
+            result = check_paths(paths, options)
     except UsageError as error:
         err.write(f"lr-advisor: error: {error}\n")
         return EXIT_ERROR
@@ -145,6 +147,27 @@ def _check(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     if result.failed and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _progress(err: TextIO, enabled: bool):
+    """A spinner on a terminal's stderr when a check with the probe takes more than a second."""
+    if not enabled or not err.isatty() or os.environ.get("NO_COLOR") or os.environ.get("CI"):
+        yield
+        return
+    import threading
+
+    from rich.console import Console
+
+    status = Console(file=err).status("lr-advisor: replaying the training on the data…")
+    timer = threading.Timer(1.0, status.start)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        status.stop()
 
 
 def _probe_usage(args: argparse.Namespace) -> str | None:
