@@ -515,6 +515,41 @@ def _kept(method: str, name: str) -> str:
     return f"{name} keeps its values"
 
 
+# Tensor methods with an in-place twin (`clamp_`): the fix for a parameter or a buffer that
+# must stay the same object.
+HAS_IN_PLACE = frozenset(
+    {
+        "clamp",
+        "clip",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "abs",
+        "neg",
+        "exp",
+        "log",
+        "sqrt",
+        "pow",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "squeeze",
+        "unsqueeze",
+        "t",
+        "transpose",
+        "round",
+        "floor",
+        "ceil",
+        "fill",
+        "zero",
+        "masked_fill",
+        "normal",
+        "uniform",
+    }
+)
+
+
 def _short(facts: FileFacts, node: cst.CSTNode, fallback: str) -> str:
     code = facts.module.code_for_node(node)
     return code if "\n" not in code and len(code) <= 60 else fallback
@@ -541,6 +576,11 @@ def _diagnostic(
         effect = _kept(method, name)
         how = f"Assign it: `{assignment}`"
         fix = Fix(f"assign the result: `{assignment}`")
+        in_place = code.replace(f"{name}.{method}(", f"{name}.{method}_(", 1)
+        if method in HAS_IN_PLACE and in_place != code:
+            # a parameter re-bound to a new tensor stops being the trained leaf
+            how += f", or change {name} itself: `{in_place}`"
+            fix = Fix(f"assign the result (`{assignment}`) or change it in place (`{in_place}`)")
     else:
         shown = _short(facts, subject.node, "")
         if subject.kind == "subscript" and shown:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import libcst as cst
+
 from advisor.facts import values as v
 from advisor.facts.data import Array, Prediction, broadcast, numel
 from advisor.facts.model import FileFacts
@@ -18,7 +20,7 @@ def _pairs(facts: FileFacts):
     """(node, loss kind, prediction, target) for every elementwise loss the facts can read."""
     for stmt in facts.stmts:
         for call in stmt.calls:
-            if len(call.args) < 2:
+            if call.arg(0, "input") is None or call.arg(1, "target") is None:
                 continue
             kinds = {x.kind for x in v.values_of(facts, call.func, stmt.scope)}
             if v.LOSS_FN not in kinds:
@@ -56,9 +58,12 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
         seen.add(id(node))
         if len(left) > len(right):
             remedy = "reshape the target to the prediction's shape (`y.view(-1, 1)`)"
+        elif len(left) < len(right):
+            remedy = "reshape one side: `y.squeeze(-1)` or `pred.unsqueeze(-1)`"
         else:
-            remedy = "reshape one side: `pred.squeeze(-1)` or `y.view(-1, 1)`"
-        name = NAMES.get(kind, kind)
+            remedy = "reshape one side to the other's shape (`y.view_as(pred)`)"
+        # a call is `mse_loss(...)` or a loss module; otherwise the subtraction written by hand
+        name = NAMES.get(kind, kind) if isinstance(node, cst.Call) else "the hand-written loss"
         message = (
             f"the prediction has shape {_shape_text(left)} and the target {_shape_text(right)}: "
             f"{name} broadcasts them to {_shape_text(merged)} and compares every prediction "

@@ -83,7 +83,8 @@ def _adaptive(regression: Regression):
     lr = regression.step_size
     message = (
         f"lr={figure(lr)} with {regression.config.optimizer} moves each weight by at most "
-        f"about lr per step: {regression.steps} steps reach {figure(reach)} at most, but the "
+        f"about {ADAM_STEP_BOUND}·lr per step (lr·(1-β1)/√(1-β2) with the default betas): "
+        f"{regression.steps} steps from the start reach {figure(reach)} at most, but the "
         f"least-squares weights for this data go up to {figure(distance)}"
     )
     suggested = round_step(distance / regression.steps * 10)

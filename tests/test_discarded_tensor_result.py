@@ -213,12 +213,14 @@ def test_message_and_fix() -> None:
     (_, found), *_ = diagnostics(TENSORS + "y.squeeze()\n")
     assert found.message == (
         "`y.squeeze()` returns a new tensor that is thrown away; y keeps its shape. "
-        "Assign it: `y = y.squeeze()`"
+        "Assign it: `y = y.squeeze()`, or change y itself: `y.squeeze_()`"
     )
-    assert found.fix.description == "assign the result: `y = y.squeeze()`"
+    assert found.fix.description == (
+        "assign the result (`y = y.squeeze()`) or change it in place (`y.squeeze_()`)"
+    )
     assert found.fix.applicability == "display"
     (_, found), *_ = diagnostics(TENSORS + "x.numpy()\n")
-    assert "`x_np = x.numpy()`" in found.message
+    assert "`x_np = x.numpy()`" in found.message and "itself" not in found.message
     (_, found), *_ = diagnostics(TENSORS + "x[0].unsqueeze(0)\n")
     assert "`x[0]` keeps its shape" in found.message
     assert "Assign it to a name" in found.message

@@ -110,6 +110,7 @@ ELEMENTWISE_FUNCTIONS = frozenset(
 NUMPY_ELEMENTWISE = frozenset(
     {"tanh", "exp", "log", "log1p", "abs", "sqrt", "sin", "cos", "square"}
 )
+LIKE_MAKERS = frozenset({"zeros_like", "ones_like", "full_like", "rand_like", "randn_like"})
 RANDOM_DRAWS = frozenset({"randn", "rand", "normal", "uniform", "standard_normal", "random"})
 RANDOM_GENERATORS = frozenset(
     {"numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.Generator"}
@@ -605,7 +606,7 @@ def _subscript(facts: FileFacts, expr: Expr, ctx: _Ctx):
         if last in ("iloc", "loc") and base_expr.base is not None:
             base_expr = base_expr.base  # df.iloc[:, :-1] is positional indexing
         if facts.qualify(base_expr.text) in ("numpy.c_", "numpy.column_stack"):
-            return _concatenate(facts, list(expr.slices), 1, ctx, expr)
+            return _concatenate(facts, list(expr.slices), 1, ctx, expr, columns=True)
     base = _eval(facts, base_expr, ctx.deeper())
     if isinstance(base, Items):
         if len(expr.slices) == 1 and isinstance(expr.slices[0], Expr):
@@ -708,6 +709,8 @@ def _call(facts: FileFacts, expr: Expr, ctx: _Ctx):
     last = call.method or (call.text or "").rsplit(".", 1)[-1]
     if qualified in ARRAY_MAKERS:
         found = _eval(facts, call.arg(0, "data"), ctx.deeper())
+        if isinstance(found, Items):  # np.array([x1, x2]): arrays stacked on a new first axis
+            found = _stacked(list(found.items), 0, expr)
         if isinstance(found, Array):
             origin = "parameter" if "Parameter" in qualified or _requires_grad(call) else None
             dtype = call.kwargs.get("dtype")
@@ -791,11 +794,9 @@ def _factory(facts: FileFacts, qualified: str, call, expr: Expr, ctx: _Ctx):
         if not numbers or not all(isinstance(n, (int, float)) for n in numbers):
             return None
         if name == "arange":
-            count = (
-                len(range(*[int(n) for n in numbers]))
-                if all(isinstance(n, int) for n in numbers)
-                else None
-            )
+            bounds = [0, *numbers] if len(numbers) == 1 else list(numbers)
+            start, stop, step = (*bounds, 1)[:3]
+            count = max(0, math.ceil((stop - start) / step)) if step else None
         else:
             count = int(numbers[2]) if len(numbers) > 2 else (50 if "numpy" in qualified else None)
         if count is None:
@@ -833,6 +834,22 @@ def _factory(facts: FileFacts, qualified: str, call, expr: Expr, ctx: _Ctx):
 
         known = name == "eye" or fill is not None
         return Array(shape, origin, Lazy(filled) if known else None, where=expr, rows=_first(shape))
+    if name in LIKE_MAKERS and call.args:  # `torch.ones_like(x)`: x's shape
+        like = _eval(facts, call.args[0], ctx.deeper())
+        shape = like.shape if isinstance(like, (Array, Prediction)) else None
+        if shape is None or None in shape:
+            return None
+        fill = {"zeros_like": 0.0, "ones_like": 1.0}.get(name)
+        values = Lazy(lambda np: np.full(shape, fill)) if fill is not None else None
+        origin = "literal" if fill is not None else "derived"
+        return Array(shape, origin, values, where=expr, rows=_first(shape))
+    if name == "stack" and call.arg(0, "tensors") is not None:
+        parts = call.arg(0, "tensors") or call.arg(0, "arrays")
+        axis = _number(facts, call.kwargs.get("dim") or call.kwargs.get("axis") or call.arg(1), ctx)
+        axis = 0 if axis is NOTHING else axis
+        if not parts.elements or not isinstance(axis, int):
+            return None
+        return _stacked([_eval(facts, p, ctx.deeper()) for p in parts.elements], axis, expr)
     if random and name in RANDOM_DRAWS:
         return _random(facts, qualified, name, call, expr, ctx)
     if name in ("cat", "concatenate", "hstack", "column_stack", "stack", "vstack"):
@@ -844,7 +861,8 @@ def _factory(facts: FileFacts, qualified: str, call, expr: Expr, ctx: _Ctx):
             axis = 0
         if parts is None or not parts.elements or name == "stack" or not isinstance(axis, int):
             return None
-        return _concatenate(facts, list(parts.elements), axis, ctx, expr)
+        columns = name == "column_stack"
+        return _concatenate(facts, list(parts.elements), axis, ctx, expr, columns)
     if name in ("matmul", "mm", "mv", "dot") and len(call.args) == 2:
         left, right = (_eval(facts, a, ctx.deeper()) for a in call.args)
         return _matmul(left, right, expr)
@@ -943,8 +961,35 @@ def _draw_seed(facts: FileFacts, expr: Expr, ctx: _Ctx) -> int:
     return seeds.setdefault((id(expr), sites), len(seeds))
 
 
-def _concatenate(facts: FileFacts, parts: list, axis: int, ctx: _Ctx, expr: Expr):
+def _stacked(found: list, axis: int, expr: Expr):
+    """`np.stack([a, b], axis=1)`, `np.array([a, b])`: equal shapes along a new axis."""
+    if not found or not all(isinstance(f, Array) and f.shape is not None for f in found):
+        return None
+    shape = found[0].shape
+    if any(f.shape != shape for f in found) or not -len(shape) - 1 <= axis <= len(shape):
+        return None
+    if any(f.batch is not None for f in found):
+        return None
+    axis %= len(shape) + 1
+    new = (*shape[:axis], len(found), *shape[axis:])
+    lazies = [f.values for f in found]
+    values = None
+    if all(lazies):
+        values = Lazy(lambda np: np.stack([_need(x.get()) for x in lazies], axis))
+    return Array(new, _weakest(found), values, where=expr, rows=_first(new))
+
+
+def _concatenate(
+    facts: FileFacts, parts: list, axis: int, ctx: _Ctx, expr: Expr, columns: bool = False
+):
     found = [_eval(facts, p, ctx.deeper()) if isinstance(p, Expr) else None for p in parts]
+    if columns:  # np.column_stack / np.c_: flat arrays become columns
+        found = [
+            _reshape_op(f, (*f.shape, 1), lambda np, x: x[..., None])
+            if isinstance(f, Array) and f.shape is not None and len(f.shape) == 1
+            else f
+            for f in found
+        ]
     if not found or not all(isinstance(f, Array) and f.shape for f in found):
         return None
     rank = len(found[0].shape)

@@ -166,7 +166,8 @@ def loss_arguments(facts: FileFacts, call, scope, before: int | None = None):
 
 def _loss_call(facts: FileFacts, call, expr: Expr, ctx: _Ctx, depth: int):
     """(kind, reduction, prediction, target) for `F.mse_loss(a, b)` or `criterion(a, b)`."""
-    if len(call.args) < 2:
+    first, second = call.arg(0, "input"), call.arg(1, "target")
+    if first is None or second is None:
         return None
     for value in v.values_of(facts, call.func, ctx.scope):
         if value.kind != v.LOSS_FN:
@@ -180,7 +181,7 @@ def _loss_call(facts: FileFacts, call, expr: Expr, ctx: _Ctx, depth: int):
             reduction = _number(facts, value.expr.call.kwargs.get("reduction"), where)
         else:
             return None
-        sides = _sides(facts, call.args[0], call.args[1], ctx)
+        sides = _sides(facts, first, second, ctx)
         if sides is None:
             return None
         return kind, reduction if isinstance(reduction, str) else "mean", *sides
