@@ -30,11 +30,15 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
         if id(features.where) in seen:
             continue
         seen.add(id(features.where))
-        columns = len(analysis.column_means)
+        columns = sum(1 for spread in analysis.column_spreads if spread > 0)
+        constant = len(analysis.column_spreads) - columns  # a column of ones made by hand
         means = ", ".join(figure(m) for m in analysis.column_means[:6])
         spreads = ", ".join(figure(s) for s in analysis.column_spreads[:6])
-        more = ", ..." if columns > 6 else ""
-        bias = "" if regression.model.bias else " and add a bias"
+        more = ", ..." if len(analysis.column_means) > 6 else ""
+        has_bias = regression.model.bias or constant > 0
+        bias = "" if has_bias else " and add a bias"
+        if constant and not regression.model.bias:
+            bias = " (keep the constant column: it is the bias)"
         scale = regression.curvature_scale * analysis.rows
         lr = round_step(stable_step(analysis.standardized.largest * scale) / 2)
         message = (

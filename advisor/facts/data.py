@@ -201,6 +201,9 @@ class LinearModel:
     outputs: int | None
     bias: bool
     where: Expr | None = field(default=None, repr=False)
+    # hand-made parameters: their starting values, where the facts know them
+    weights: Array | None = field(default=None, repr=False)
+    offset: Array | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -1542,7 +1545,7 @@ def _prediction_arith(op: str, left, right):
         and model is not None
         and not model.bias
     ):
-        return Prediction(shape, replace(model, bias=True), prediction.features)
+        return Prediction(shape, replace(model, bias=True, offset=other), prediction.features)
     return Prediction(shape, None, prediction.features)
 
 
@@ -1554,7 +1557,8 @@ def _matmul(left, right, expr: Expr):
         if right.origin == "parameter" and left.origin != "parameter":
             outputs = right.shape[-1] if right.shape and len(right.shape) == 2 else 1
             inputs = right.shape[0] if right.shape else None
-            return Prediction(shape, LinearModel(inputs, outputs, False, right.where), left)
+            model = LinearModel(inputs, outputs, False, right.where, weights=right)
+            return Prediction(shape, model, left)
         if left.origin == "parameter" or right.origin == "parameter":
             return Prediction(shape, None, None)
         values = None

@@ -38,7 +38,9 @@ def read_table(path: Path, loader: str, options: dict, limit: int) -> Table | No
     if not isinstance(skip, int):
         return None
     named = loader == "numpy.genfromtxt" and options.get("names") is True
-    return _parse(text, delimiter, skip + (1 if named else 0), named, options)
+    # genfromtxt reads a text cell as nan; loadtxt raises
+    reads_text = loader == "numpy.genfromtxt"
+    return _parse(text, delimiter, skip + (1 if named else 0), named, options, False, reads_text)
 
 
 def _npy(path: Path) -> Table | None:
@@ -54,10 +56,15 @@ def _npy(path: Path) -> Table | None:
 
 
 def _parse(
-    text: str, delimiter, skip: int, header: bool, options: dict, table: bool = False
+    text: str,
+    delimiter,
+    skip: int,
+    header: bool,
+    options: dict,
+    table: bool = False,
+    loader_reads_text: bool = True,
 ) -> Table | None:
     """Rows of numbers; `table` for pandas, which keeps a frame's two dimensions."""
-    import numpy as np
 
     if delimiter is not None and not isinstance(delimiter, str):
         return None
@@ -72,10 +79,9 @@ def _parse(
     body = rows[skip:]
     if not body or len({len(row) for row in body}) != 1:
         return None
-    try:
-        values = np.array([[float(cell) for cell in row] for row in body], dtype=float)
-    except ValueError:
-        return None  # text columns: not a numeric table lr-advisor can reason about
+    values, text = _numbers(body)
+    if values is None:
+        return None
     usecols = options.get("usecols")
     if isinstance(usecols, int):
         usecols = (usecols,)
@@ -84,10 +90,15 @@ def _parse(
     if table and isinstance(usecols, (tuple, list)) and all(isinstance(c, int) for c in usecols):
         usecols = sorted(usecols)  # pandas keeps the file's order of the columns
     if isinstance(usecols, (tuple, list)) and all(isinstance(c, int) for c in usecols):
+        if not all(-values.shape[1] <= c < values.shape[1] for c in usecols):
+            return None
         values = values[:, list(usecols)]
+        text = [text[c] for c in usecols]
         names = tuple(names[c] for c in usecols) if names else None
     elif usecols is not None:
         return None
+    if any(text) and loader_reads_text is False:
+        return None  # np.loadtxt stops at a text cell: the script fails, nothing to follow
     if not table:  # numpy squeezes a single column to (N,) unless ndmin=2
         ndmin = options.get("ndmin", 0)
         if values.shape[1] == 1 and (not isinstance(ndmin, int) or ndmin < 2):
@@ -95,3 +106,21 @@ def _parse(
         if options.get("unpack") is True:
             values = values.T
     return Table(tuple(values.shape), values, names)
+
+
+def _numbers(body: list[list[str]]):
+    """(values, which columns hold text): a text or empty cell is nan, as pandas and
+    genfromtxt read it; a rule that needs those numbers then finds them not finite."""
+    import numpy as np
+
+    width = len(body[0])
+    text = [False] * width
+    values = np.empty((len(body), width))
+    for i, row in enumerate(body):
+        for j, cell in enumerate(row):
+            try:
+                values[i, j] = float(cell)
+            except ValueError:
+                values[i, j] = np.nan
+                text[j] = text[j] or bool(cell.strip())
+    return values, text

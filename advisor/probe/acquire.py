@@ -99,7 +99,8 @@ def from_regression(regression: Regression, data=None) -> Acquired:
         notes.append("the gradients are clipped: no replay of it")
     elif optimizer is None:
         notes.append(f"no replay of {regression.config.optimizer or 'this update'}")
-    if regression.rule == "manual":
+    start = _manual_start(model, x.shape[1], y.shape[1]) if regression.rule == "manual" else None
+    if regression.rule == "manual" and start is None:
         notes.append("hand-made parameters started at zero")
     if regression.steps is None:
         notes.append("the number of steps is not in the script")
@@ -113,11 +114,29 @@ def from_regression(regression: Regression, data=None) -> Acquired:
         shuffle=True,
         steps=regression.steps if data is None else None,
         epochs=None if data is None else _epochs_of(regression),
-        init="linear" if regression.rule != "manual" else "zeros",
+        init="given" if start is not None else "linear" if regression.rule != "manual" else "zeros",
+        initial=start,
         source=source,
         notes=notes,
     )
     return Acquired(problem)
+
+
+def _manual_start(model, width: int, outputs: int):
+    """(weights, bias) a hand-made model starts from: `torch.normal(0, 0.01, (p, 1))`, zeros."""
+    weights = model.weights.values.get() if model.weights and model.weights.values else None
+    if weights is None or np.size(weights) != width * outputs:
+        return None
+    bias = np.zeros(outputs)
+    offset = model.offset
+    if model.bias and offset is not None and offset.values is not None:
+        found = offset.values.get()
+        if found is None or np.size(found) not in (1, outputs):
+            return None
+        bias = np.broadcast_to(np.asarray(found, dtype=float).ravel(), (outputs,)).copy()
+    elif model.bias:
+        return None
+    return np.asarray(weights, dtype=float).reshape(width, outputs), bias
 
 
 def _script_data(regression: Regression):

@@ -329,17 +329,21 @@ def _fixes(problem: Problem, optimum: Optimum, shape: Curvature, budget: float) 
     standardise the columns with a bias (full batch, the best fixed step 2/(λmin+λmax))."""
     candidates = []
     epochs = problem.epochs or (problem.total_steps or 0) // max(problem.steps_per_epoch, 1)
-    base = replace(problem, loss=replace(problem.loss, broadcast=False), batch=None, shuffle=False)
-    for label, fixed, keeps in (
-        ("keep the data; full batch with the best fixed lr", base, True),
-        (
-            "standardise the columns and add a bias; full batch with the best fixed lr",
-            standardized_problem(base),
-            problem.bias,
-        ),
-    ):
-        if keeps is False and problem.bias is False and fixed is base:
-            continue
+    base = replace(
+        problem,
+        loss=replace(problem.loss, broadcast=False),
+        batch=None,
+        shuffle=False,
+        frozen=False,
+        optimizer=None,
+    )
+    full = "" if problem.rows_per_step == problem.rows else "; full batch"
+    options = [(f"keep the data and the model{full}, with the best fixed lr", base, True)]
+    if shape.condition >= 10 * shape.standardized_condition:  # scaling would help
+        bias = "" if problem.bias else " and add a bias"
+        label = f"standardise the columns{bias}{full}, with the best fixed lr"
+        options.append((label, standardized_problem(base), problem.bias))
+    for label, fixed, keeps in options:
         candidate = _full_batch_candidate(label, problem, fixed, keeps, epochs)
         if candidate is not None:
             candidates.append(candidate)
