@@ -341,3 +341,27 @@ def test_rich_report_shows_the_panel(tmp_path: Path) -> None:
     done = run_cli("--format", "rich", str(tmp_path / "probe" / "seed000_closes_from_csv.py"))
     assert "lstsq optimum" in done.stdout and "proven fix" in done.stdout
     assert "274" in done.stdout
+
+
+def test_plot_writes_the_loss_curves(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "curves.png"
+    done = run_cli("--plot", str(target), "fixtures/probe/seed000_closes_from_csv.py")
+    assert done.returncode == 1, done.stderr
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_option_reads_npz_and_explains_bad_files(tmp_path: Path) -> None:
+    from advisor.probe.datafile import DataError, DataOption, load
+
+    x, y = random_problem(30, 2)
+    np.savez(tmp_path / "xy.npz", X=x, y=y)
+    features, targets, _ = load(DataOption(str(tmp_path / "xy.npz")))
+    np.testing.assert_array_equal(features, x)
+    np.testing.assert_array_equal(targets, y)
+    (tmp_path / "bad.csv").write_text("a,b\n1,x\n")
+    with pytest.raises(DataError, match="not a number"):
+        load(DataOption(str(tmp_path / "bad.csv")))
+    (tmp_path / "ok.csv").write_text("a,b,c\n1,2,3\n4,5,6\n")
+    with pytest.raises(DataError, match="no column 'd'"):
+        load(DataOption(str(tmp_path / "ok.csv"), target="d"))
