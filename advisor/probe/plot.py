@@ -41,6 +41,7 @@ def write_plot(reports, path: str) -> None:
             )
         axis.axhline(1e-6, color="grey", linestyle=":", label="1e-6 of the optimum")
         axis.set_xscale("symlog", linthresh=1)
+        axis.set_xlim(left=0)
         axis.set_xlabel("epoch")
         axis.set_ylabel("loss above the optimum (relative)")
         axis.set_title(f"{report.path}" + (f":{report.line}" if report.line else ""))
