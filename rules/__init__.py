@@ -13,6 +13,7 @@ from rules import (
     missing_zero_grad,
     not_converged,
     reused_layer,
+    step_changes_nothing,
     tiny_learning_rate,
     unscaled_features,
     update_outside_no_grad,
@@ -37,6 +38,7 @@ ALL_RULES: tuple[Rule, ...] = tuple(
             tiny_learning_rate.RULE,
             huge_learning_rate.RULE,
             not_converged.RULE,
+            step_changes_nothing.RULE,
         ),
         key=lambda rule: rule.id,
     )

@@ -365,3 +365,33 @@ def test_data_option_reads_npz_and_explains_bad_files(tmp_path: Path) -> None:
     (tmp_path / "ok.csv").write_text("a,b,c\n1,2,3\n4,5,6\n")
     with pytest.raises(DataError, match="no column 'd'"):
         load(DataOption(str(tmp_path / "ok.csv"), target="d"))
+
+
+def test_cli_run_probes_a_csv_read_at_run_time() -> None:
+    pytest.importorskip("torch")
+    quiet = run_cli("--format", "json", "fixtures/probe/run_reads_csv_raw_units.py")
+    assert json.loads(quiet.stdout)["probe"][0]["status"] == "no data"
+    done = run_cli("--run", "--format", "json", "fixtures/probe/run_reads_csv_raw_units.py")
+    document = json.loads(done.stdout)
+    (report,) = document["probe"]
+    assert report["source"] == "run" and report["status"] == "not converged"
+    table = np.loadtxt(ROOT / "fixtures" / "probe" / "houses_small.csv", delimiter=",", skiprows=1)
+    expected = lstsq(table[:, :4], table[:, 4:], True)
+    found = np.append(np.ravel(report["optimum"]["weights"]), report["optimum"]["bias"])
+    np.testing.assert_allclose(found, expected.ravel(), rtol=1e-5)
+    assert report["replay_vs_script_loss_gap"] < 1e-4  # the replay follows the script's curve
+    assert "LRA501" in {f["id"] for f in document["findings"]}
+    assert report["best_fix"]["epochs_to_optimum"] is not None
+
+
+def test_cli_run_probes_data_generated_at_run_time() -> None:
+    pytest.importorskip("torch")
+    done = run_cli("--run", "--format", "json", "fixtures/probe/run_generated_in_helper.py")
+    (report,) = json.loads(done.stdout)["probe"]
+    assert report["source"] == "run" and report["status"] == "not converged"
+    assert report["problem"]["optimizer"]["kind"] == "manual"
+    assert report["problem"]["optimizer"]["lr"] == pytest.approx(3e-5)
+    assert report["problem"]["rows_per_step"] == 10 and report["problem"]["steps"] == 300
+    assert report["optimum"]["mse"] == pytest.approx(1e-4, rel=0.2)  # the noise level
+    converged = run_cli("--run", "--format", "json", "fixtures/probe/run_generated_data.py")
+    assert json.loads(converged.stdout)["probe"][0]["status"] == "converged"

@@ -26,10 +26,19 @@ QUIET_CASES = [
 
 
 def flagged_lines(rule: Rule, source: str) -> list[int]:
-    if rule.probe:  # found by replaying the training: run the probe on the example
+    if rule.probe:  # found by replaying the training (and running it, where torch is here)
+        import importlib.util
+        import tempfile
+        from pathlib import Path
+
         from advisor.probe.stage import ProbeOptions, probe_file
 
-        module, _, found, _ = probe_file("example.py", source, ProbeOptions())
+        run = importlib.util.find_spec("torch") is not None
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "example.py"
+            path.write_text(source)
+            options = ProbeOptions(run=run, timeout=60)
+            module, _, found, _ = probe_file(str(path), source, options)
         diagnostics = [d for r, d in found if r is rule]
     else:
         module = cst.parse_module(source)

@@ -87,6 +87,8 @@ def verdict_json(verdict) -> dict:
                 "loss": [_number(x) for x in np.median(run.losses, axis=0)],
             },
         }
+    if verdict.observed_gap is not None:
+        data["replay_vs_script_loss_gap"] = _number(verdict.observed_gap)
     if verdict.shape_fixed is not None:
         data["shape_fixed_final_loss"] = _number(np.median(verdict.shape_fixed.final))
     data["fixes"] = [_fix_json(fix) for fix in verdict.fixes]
@@ -176,7 +178,11 @@ def panel(report):
         how = "exact (closed form)" if run.exact else "simulated"
         if run.extrapolated:
             how += f", {run.simulated_steps} of {run.steps} steps, the rest extrapolated"
-        parts.append(Text(f"replay: {how}, {run.final.size} initialisations", style="dim"))
+        starts = f"{run.final.size} initialisations" if run.final.size > 1 else "the script's start"
+        line = f"replay: {how}, {starts}"
+        if verdict.observed_gap is not None:
+            line += f"; matches the script's own loss curve to {figure(verdict.observed_gap)}"
+        parts.append(Text(line, style="dim"))
     for note in report.notes:
         parts.append(Text(f"note: {note}", style="dim"))
     return Panel(Group(*parts), title=f"probe · {where}", title_align="left", border_style=style)

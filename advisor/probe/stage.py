@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from advisor.curvature import figure
@@ -87,20 +88,53 @@ def probe_file(
         return None, [], [], {}
     reports, diagnostics, confirmations = [], [], {}
     data = _given_data(options) if options.data is not None and found else None
-    captured = None
+    runner = _Runner(path, options)
     for regression in found:
         began = time.perf_counter()
-        report, diagnostic, confirmed = _probe_one(
-            path, regression, options, data, captured, static
+        report, found_diagnostics, confirmed = _probe_one(
+            path, regression, options, data, runner, static
         )
         report.seconds = time.perf_counter() - began
         loop = regression.config.loop
         report.node = loop.iter.node if loop.iter is not None else loop.node
         reports.append(report)
-        if diagnostic is not None:
-            diagnostics.append(diagnostic)
+        diagnostics.extend(found_diagnostics)
         confirmations.update(confirmed)
+    if not found and options.run and runner.runnable:
+        # the facts see no regression (a model built elsewhere): the run may still show one
+        began = time.perf_counter()
+        report, _, _ = _judged(path, runner.problem(), None, static, options, runner)
+        report.seconds = time.perf_counter() - began
+        if report.status != "no data":
+            reports.append(report)
     return module, reports, diagnostics, confirmations
+
+
+class _Runner:
+    """`--run`: the script runs at most once per file, on the first regression that needs it."""
+
+    def __init__(self, path: str, options: ProbeOptions) -> None:
+        self.path = path
+        self.options = options
+        self.result = None
+
+    @property
+    def runnable(self) -> bool:
+        return self.options.run and Path(self.path).is_file()
+
+    def capture(self):
+        if self.result is None:
+            from advisor.probe.capture import capture_run
+
+            self.result = capture_run(
+                Path(self.path),
+                timeout=self.options.timeout,
+                memory_mb=self.options.memory_mb,
+            )
+        return self.result
+
+    def problem(self):
+        return self.capture().problem if self.runnable else None
 
 
 def _distinct(found: list) -> list:
@@ -122,35 +156,79 @@ def _given_data(options: ProbeOptions):
     return x, y
 
 
-def _probe_one(path, regression, options, data, captured, static):
+def _probe_one(path, regression, options, data, runner, static):
+    """The facts' problem (or `--data`'s); with `--run`, the script runs once too: its capture
+    stands in for synthetic or missing data, and shows whether steps change anything."""
     from advisor.probe.acquire import from_regression
+
+    acquired = from_regression(regression, data)
+    if not acquired.applies:
+        report = ProbeReport(path, None, "not applicable", None, f"not probed: {acquired.missing}")
+        return report, [], {}
+    problem = acquired.problem
+    captured = runner.problem() if runner.runnable and data is None else None
+    if captured is not None and (problem is None or "synthetic" in " ".join(problem.notes)):
+        problem = captured
+    if problem is None and not runner.runnable:
+        hint = "; give it with --data FILE --target COL, or allow --run" if not options.run else ""
+        report = ProbeReport(path, None, "no data", None, f"not probed: {acquired.missing}{hint}")
+        return report, [], {}
+    report, diagnostics, confirmed = _judged(path, problem, regression, static, options, runner)
+    if runner.runnable:
+        unchanged = _step_changes_nothing(regression, runner.capture())
+        if unchanged is not None:
+            diagnostics.append(unchanged)
+    return report, diagnostics, confirmed
+
+
+def _judged(path, problem, regression, static, options, runner):
+    """(report, diagnostics, confirmations) for a problem, or why there is none."""
     from advisor.probe.verdict import judge
 
-    line = None  # set by _locate
-    acquired = from_regression(regression, data)
-    if acquired.problem is None:
-        if not acquired.applies:
-            report = ProbeReport(
-                path, line, "not applicable", None, f"not probed: {acquired.missing}"
-            )
-            return report, None, {}
-        hint = "; give it with --data FILE --target COL, or allow --run" if not options.run else ""
-        report = ProbeReport(path, line, "no data", None, f"not probed: {acquired.missing}{hint}")
-        return report, None, {}
-    problem = acquired.problem
+    if problem is None:
+        capture = runner.capture() if runner is not None else None
+        status = "failed" if capture is not None and capture.status != "ok" else "no data"
+        message = capture.message if capture is not None else "no regression was seen"
+        return ProbeReport(path, None, status, "run", f"not probed: {message}"), [], {}
     if "update-outside-no-grad" in static:
         why = "not probed: the script fails at its first update (see update-outside-no-grad)"
-        return ProbeReport(path, line, "not applicable", problem.source, why), None, {}
-    as_written(problem, static)
+        return ProbeReport(path, None, "not applicable", problem.source, why), [], {}
+    if problem.source != "run":
+        as_written(problem, static)  # a run shows what the script did; the facts need telling
     try:
         verdict = judge(problem, budget=options.budget)
     except (ValueError, FloatingPointError, ArithmeticError) as error:
-        report = ProbeReport(path, line, "failed", problem.source, f"the probe failed: {error}")
-        return report, None, {}
+        report = ProbeReport(path, None, "failed", problem.source, f"the probe failed: {error}")
+        return report, [], {}
+    notes = list(problem.notes)
+    if runner is not None and runner.result is not None and runner.result.status != "ok":
+        notes.append(runner.result.message)
     report = ProbeReport(
-        path, line, verdict.status, problem.source, summary(verdict), verdict, problem.notes
+        path, None, verdict.status, problem.source, summary(verdict), verdict, notes
     )
-    return report, _not_converged(regression, verdict), _confirmations(verdict)
+    diagnostics = []
+    if regression is not None:
+        found = _not_converged(regression, verdict)
+        if found is not None:
+            diagnostics.append(found)
+    return report, diagnostics, _confirmations(verdict)
+
+
+def _step_changes_nothing(regression, capture):
+    """LRA502: the script ran, stepped an optimizer, and none of its parameters moved."""
+    if capture is None or not capture.unmoved:
+        return None
+    from rules.step_changes_nothing import RULE
+
+    kind, steps = capture.unmoved[0]
+    loop = regression.config.loop
+    node = loop.iter.node if loop.iter is not None else loop.node
+    message = (
+        f"the script took {steps} {kind} step{'s' if steps != 1 else ''} and not one of its "
+        f"parameters changed: the gradients the step reads are zero or missing (cleared before "
+        f"the step, frozen parameters, an optimizer over another model's parameters, lr 0)"
+    )
+    return RULE, Diagnostic(node, message, CONFIRMED, None, {"steps": steps, "optimizer": kind})
 
 
 def as_written(problem, static: frozenset) -> None:

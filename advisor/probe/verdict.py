@@ -60,6 +60,9 @@ class Verdict:
     reasons: list[tuple[str, str]] = field(default_factory=list)  # (rule name, why)
     fixes: list[Candidate] = field(default_factory=list)
     shape_fixed: Replay | None = None  # the same training with the target's shape fixed
+    # --run, full batch: the largest relative gap between the replay's loss and the loss the
+    # script itself computed at the same steps
+    observed_gap: float | None = None
 
     @property
     def best(self) -> Candidate | None:
@@ -207,6 +210,7 @@ def _judge(problem: Problem, budget: float) -> Verdict:
         verdict.status = "converged"
     else:
         verdict.status = "not converged"
+    verdict.observed_gap = _observed_gap(problem, run)
     if problem.loss.broadcast:
         fixed = replace(problem, loss=replace(problem.loss, broadcast=False))
         verdict.shape_fixed = replay(fixed, budget=budget / 2, label="target shape fixed")
@@ -214,6 +218,24 @@ def _judge(problem: Problem, budget: float) -> Verdict:
     if verdict.status != "converged":
         verdict.fixes = _fixes(problem, optimum, shape, budget)
     return verdict
+
+
+def _observed_gap(problem: Problem, run: Replay) -> float | None:
+    """How far the replay is from the loss curve the script produced (`--run`, full batch:
+    the loss the script computes at step t is the replay's after t steps)."""
+    observed = problem.observed_losses
+    if observed is None or problem.init != "given" or problem.loss.broadcast:
+        return None
+    if problem.rows_per_step != problem.rows or run.losses.shape[0] != 1:
+        return None
+    observed = np.asarray(observed, dtype=float)
+    steps = run.epochs.astype(int)  # full batch: one step an epoch
+    shared = (steps < observed.size) & np.isfinite(observed[np.minimum(steps, observed.size - 1)])
+    if not np.any(shared):
+        return None
+    mine, theirs = run.losses[0, shared], observed[steps[shared]]
+    scale = np.maximum(np.abs(theirs), 1e-12 * max(float(np.max(np.abs(theirs))), 1e-300))
+    return float(np.max(np.abs(mine - theirs) / scale))
 
 
 def _mean_loss(problem: Problem) -> float:
