@@ -18,7 +18,13 @@ def _number(value) -> float | None:
 
 
 def _matrix(values) -> list:
-    return np.asarray(values, dtype=float).round(12).tolist()
+    with np.errstate(all="ignore"):  # a diverged replay's weights may overflow the rounding
+        rounded = np.asarray(values, dtype=float).round(12)
+    return (
+        [_number(x) for x in rounded.ravel()]
+        if rounded.ndim == 1
+        else [[_number(x) for x in np.ravel(row)] for row in rounded.reshape(rounded.shape[0], -1)]
+    )
 
 
 def verdict_json(verdict) -> dict:

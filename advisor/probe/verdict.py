@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from advisor.curvature import contraction, round_step, stable_step
+from advisor.curvature import contraction, figure, round_step, stable_step
 from advisor.probe.exact import Moments, Optimum, solve
 from advisor.probe.problem import Loss, Optimizer, Problem
 from advisor.probe.replay import REPLAYABLE, Evaluator, Replay, gradient_scale, replay
@@ -215,9 +215,41 @@ def _judge(problem: Problem, budget: float) -> Verdict:
         fixed = replace(problem, loss=replace(problem.loss, broadcast=False))
         verdict.shape_fixed = replay(fixed, budget=budget / 2, label="target shape fixed")
     verdict.reasons = _reasons(verdict)
+    if verdict.status == "not converged" and _batch_noise(problem, optimum.loss, scale):
+        verdict.reasons = [r for r in verdict.reasons if r[0] != "too-few-steps"]
+        verdict.reasons.append(
+            (
+                "mini-batch-noise",
+                f"with batches of {problem.rows_per_step} the gradient is noisy: at lr "
+                f"{figure(optimizer.lr)} the loss settles on a floor above the optimum, where "
+                f"the same lr on the full batch converges; decay the lr or grow the batch",
+            )
+        )
     if verdict.status != "converged":
         verdict.fixes = _fixes(problem, optimum, shape, budget)
     return verdict
+
+
+def _batch_noise(problem: Problem, optimum: float, scale: float) -> bool:
+    """Whether the same settings on the full batch would converge (so the batches' noise is
+    what keeps the script from the optimum)."""
+    optimizer = problem.optimizer
+    if problem.rows_per_step >= problem.rows or optimizer is None:
+        return False
+    if optimizer.kind not in ("sgd", "manual") or optimizer.accumulate or problem.frozen:
+        return False
+    steps = problem.total_steps
+    if not steps:
+        return False
+    epochs = max(1, steps // problem.steps_per_epoch)
+    full = replace(problem, batch=None, loss=replace(problem.loss, broadcast=False))
+    rows = problem.rows_per_step
+    if problem.loss.mean is False:  # a summed batch loss: the full batch's step is rows/b larger
+        full = replace(full, optimizer=optimizer.with_lr(optimizer.lr * rows / problem.rows))
+    run = replay(full, steps=epochs * problem.steps_per_epoch)
+    if run is None or run.diverged:
+        return False
+    return bool(np.all(_relative_excess(run.final, optimum, scale) <= CONVERGED))
 
 
 def _observed_gap(problem: Problem, run: Replay) -> float | None:
