@@ -90,6 +90,14 @@ def _check_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="--run's wall-clock limit"
     )
     probe.add_argument("--plot", metavar="FILE.png", help="loss curves against the optimum")
+    fixing = parser.add_argument_group("fixes")
+    fixing.add_argument("--fix", action="store_true", help="apply the safe fixes to the files")
+    fixing.add_argument(
+        "--diff", action="store_true", help="print the safe fixes as a diff; change nothing"
+    )
+    fixing.add_argument(
+        "--unsafe-fixes", action="store_true", help="with --fix/--diff, also the unsafe fixes"
+    )
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     parser.add_argument(
@@ -129,6 +137,16 @@ def _check(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         err.write(f"lr-advisor: error: {error}\n")
         return EXIT_ERROR
 
+    if args.diff:
+        return _diff(result, args, out, err)
+    if args.fix:
+        fixed = _fix(result, args, err)
+        if fixed:
+            with _progress(err, enabled=probe is not None):
+                result = check_paths(paths, options)  # what remains
+            noun = "finding" if fixed == 1 else "findings"
+            err.write(f"Fixed {fixed} {noun}.\n")
+
     fmt = args.format or ("rich" if out.isatty() else "concise")
     from advisor.reporters import write_report
 
@@ -147,6 +165,57 @@ def _check(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     if result.failed and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _fix_outcomes(result, args, err: TextIO) -> list:
+    """The planned fixes applied in memory, file by file."""
+    from advisor.autofix import apply_fixes, plan
+
+    outcomes = []
+    for path, findings in sorted(plan(result.findings, args.unsafe_fixes).items()):
+        try:
+            with open(path, encoding="utf-8", newline="") as stream:
+                text = stream.read()
+        except (OSError, UnicodeDecodeError) as error:
+            err.write(f"lr-advisor: {path}: not fixed: {error}\n")
+            continue
+        if "\r" in text.replace("\r\n", ""):
+            err.write(f"lr-advisor: {path}: not fixed: old Mac line endings (\\r)\n")
+            continue
+        outcome = apply_fixes(path, text, findings)
+        if outcome.error:
+            err.write(f"lr-advisor: {path}: {outcome.error}\n")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _diff(result, args, out: TextIO, err: TextIO) -> int:
+    """`--diff`: the fixes as a unified diff; exit 1 when there is anything to fix."""
+    outcomes = [o for o in _fix_outcomes(result, args, err) if o.changed]
+    for outcome in outcomes:
+        out.write(outcome.diff())
+    count = sum(len(o.applied) for o in outcomes)
+    if count:
+        noun = "fix" if count == 1 else "fixes"
+        err.write(f"Would apply {count} {noun} to {len(outcomes)} file(s).\n")
+    return EXIT_FINDINGS if outcomes and not args.exit_zero else EXIT_OK
+
+
+def _fix(result, args, err: TextIO) -> int:
+    """`--fix`: write the fixed files (atomically); the number of findings fixed."""
+    from advisor.autofix import write_atomically
+
+    fixed = 0
+    for outcome in _fix_outcomes(result, args, err):
+        if not outcome.changed:
+            continue
+        try:
+            write_atomically(outcome.path, outcome.after)
+        except OSError as error:
+            err.write(f"lr-advisor: {outcome.path}: not fixed: {error}\n")
+            continue
+        fixed += len(outcome.applied)
+    return fixed
 
 
 @contextlib.contextmanager

@@ -29,10 +29,21 @@ class Edit:
 
 
 @dataclass(frozen=True)
+class NodeEdit:
+    """An edit as a rule sees it: a syntax node to replace, or a statement to insert on a new
+    line before the node's line (at its indentation). The runner turns it into an `Edit`."""
+
+    node: cst.CSTNode
+    content: str
+    insert_before: bool = False
+
+
+@dataclass(frozen=True)
 class Fix:
     description: str
     applicability: str = "display"  # "safe", "unsafe" or "display" (a hint, nothing to apply)
     edits: tuple[Edit, ...] = ()
+    node_edits: tuple[NodeEdit, ...] = field(default=(), compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

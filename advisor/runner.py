@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advisor.findings import FileError, Finding
+from advisor.findings import Edit, FileError, Finding, Fix
 from advisor.notebook import NotebookProgram, notebook_program
 from advisor.source import STDIN, RawSource, decode_source, read_bytes, read_stdin, split_lines
 from advisor.suppression import Suppressions
@@ -273,6 +273,9 @@ def _findings(
             end_cell, end_line = notebook.locate(end_line)
             if end_cell != cell:  # a node cannot really span cells; clamp to the first line
                 end_line, end_column = line, column
+        fix = diagnostic.fix
+        if fix is not None and fix.node_edits:
+            fix = _positioned(fix, positions, notebook is not None)
         finding = Finding(
             path=path,
             line=line,
@@ -284,12 +287,32 @@ def _findings(
             message=diagnostic.message,
             severity=rule.severity,
             confidence=diagnostic.confidence,
-            fix=diagnostic.fix,
+            fix=fix,
             evidence=diagnostic.evidence,
             cell=cell,
         )
         findings.setdefault((cell, line, column, rule.id, diagnostic.message), finding)
     return sorted(findings.values(), key=Finding.sort_key)
+
+
+def _positioned(fix: Fix, positions: Mapping[Any, Any], notebook: bool) -> Fix:
+    """A rule's node edits as positions in the file; none (a hint only) in a notebook, whose
+    positions are in the cells' program, or where a node has no position."""
+    edits = []
+    for edit in () if notebook else fix.node_edits:
+        where = positions.get(edit.node)
+        if where is None:
+            return replace(fix, applicability="display", node_edits=())
+        start, end = where.start, where.end
+        if edit.insert_before:  # above the statement's own comments, at its indentation
+            line = start.line - len(getattr(edit.node, "leading_lines", ()))
+            indent = " " * start.column
+            edits.append(Edit(line, 1, line, 1, f"{indent}{edit.content}\n"))
+        else:
+            edits.append(Edit(start.line, start.column + 1, end.line, end.column + 1, edit.content))
+    if not edits:
+        return replace(fix, applicability="display", node_edits=())
+    return replace(fix, edits=tuple(edits), node_edits=())
 
 
 def check_bytes(data: bytes | str, path: str, rules: Sequence[Rule] | None = None) -> FileResult:

@@ -8,7 +8,7 @@ from advisor.facts import values as v
 from advisor.facts.expressions import DETACHING_BUILTINS, DETACHING_METHODS
 from advisor.facts.model import Call, Event, EventKind, Expr, FileFacts, Loop, Scope, Stmt
 from advisor.facts.training import is_loss_call, protected_by_no_grad
-from advisor.findings import Diagnostic, Fix
+from advisor.findings import Diagnostic, Fix, NodeEdit
 from advisor.rule import WARNING, Rule
 
 
@@ -107,11 +107,20 @@ def _diagnose(facts: FileFacts, stmt: Stmt, event: Event, cache) -> Diagnostic |
     if {x.kind for x in v.text_values(facts, event.target, stmt.scope)} & {v.TENSOR}:
         return None
     name = losses[0] if losses else f"{inline.text}(...)"
+    description = f"accumulate a number: `{name}.item()` (or `{name}.detach()`)"
+    value = event.value
+    whole = (losses and value.kind == "name" and value.text == losses[0]) or (
+        inline is not None and value.kind == "call" and value.call is inline
+    )
+    fix = Fix(description)
+    if whole:  # `total += loss`: the added value is the loss itself
+        code = facts.module.code_for_node(value.node)
+        fix = Fix(description, "safe", node_edits=(NodeEdit(value.node, f"{code}.item()"),))
     return Diagnostic(
         event.node,
         f"`{name}` is accumulated across iterations as a tensor: every iteration's autograd "
         "graph stays alive and memory grows",
-        fix=Fix(f"accumulate a number: `{name}.item()` (or `{name}.detach()`)"),
+        fix=fix,
     )
 
 

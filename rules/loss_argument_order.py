@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from advisor.facts import values as v
 from advisor.facts.model import Call, FileFacts, Scope, Stmt
 from advisor.facts.training import callee_kinds, model_derived
-from advisor.findings import Diagnostic, Fix
+from advisor.findings import Diagnostic, Fix, NodeEdit
 from advisor.rule import WARNING, Rule
 
 PREDICTION_WORDS = frozenset(
@@ -136,7 +136,14 @@ def _diagnose(facts: FileFacts, call: Call, stmt: Stmt) -> Diagnostic | None:
         call.node,
         f"the model's output is passed as the target of `{call.text}` and the target as the "
         f"prediction: {consequence}",
-        fix=Fix("pass the prediction first and the target second: loss(pred, target)"),
+        fix=Fix(
+            "pass the prediction first and the target second: loss(pred, target)",
+            "safe",
+            node_edits=(
+                NodeEdit(first.node, facts.module.code_for_node(second.node)),
+                NodeEdit(second.node, facts.module.code_for_node(first.node)),
+            ),
+        ),
         evidence={"loss": loss_name, "symmetric": symmetric},
     )
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import libcst as cst
+
 from advisor.facts import values as v
 from advisor.facts.flow import Occurrence
 from advisor.facts.model import EventKind, FileFacts, Loop
-from advisor.facts.training import is_update, report_node, training_loops
-from advisor.findings import Diagnostic, Fix
+from advisor.facts.training import is_update, report_node, stepped_optimizer, training_loops
+from advisor.findings import Diagnostic, Fix, NodeEdit
 from advisor.rule import ERROR, Rule
 
 _FRESH_KINDS = frozenset({v.OPTIMIZER, v.MODULE})
@@ -64,10 +66,26 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
             node,
             "gradients are never cleared in this loop: backward() adds to .grad every "
             f"iteration, so {what} uses the sum of all past gradients",
-            fix=Fix(
-                "clear the gradients once per iteration (optimizer.zero_grad() before backward())"
-            ),
+            fix=_fix(facts, loop, update),
         )
+
+
+def _fix(facts: FileFacts, loop: Loop, update: Occurrence) -> Fix:
+    """`<optimizer>.zero_grad()` as the loop body's first statement, when the loop steps one
+    optimizer known by name in the loop's own scope; otherwise a hint."""
+    description = "clear the gradients once per iteration (optimizer.zero_grad() before backward())"
+    if update.kind is not EventKind.STEP or update.origin.scope is not loop.scope:
+        return Fix(description)
+    optimizer = stepped_optimizer(facts, update)
+    body = getattr(loop.node.body, "body", None)
+    if not optimizer or not isinstance(loop.node.body, cst.IndentedBlock) or not body:
+        return Fix(description)
+    call = f"{optimizer}.zero_grad()"
+    return Fix(
+        f"clear the gradients at the start of each iteration: `{call}`",
+        "safe",
+        node_edits=(NodeEdit(body[0], call, insert_before=True),),
+    )
 
 
 RULE = Rule(

@@ -228,7 +228,7 @@ def test_rich_format_with_no_color_has_no_escape_codes(project: Path) -> None:
     assert "buggy.py:10:5: LRA101 [missing-zero-grad] gradients are never cleared" in out
     assert "10 |     loss.backward()\n   |     ^^^^^^^^^^^^^^^\n" in out
     assert " 9 |     loss = F.mse_loss(y, pred)\n10 |     loss.backward()\n" in out  # context
-    assert "= help: clear the gradients once per iteration" in out
+    assert "= help: clear the gradients at the start of each iteration" in out
     assert out.rstrip().endswith("Found 3 findings (3 certain) in 1 file.")
     # and the control: forced colour without NO_COLOR does colour
     coloured = lint(project, *args, env={"FORCE_COLOR": "1"})
