@@ -65,8 +65,9 @@ def _check_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--format",
-        choices=("rich", "concise", "json", "github"),
-        help="output format (default: rich on a terminal, concise otherwise)",
+        choices=("rich", "concise", "json", "github", "sarif", "junit"),
+        help="output format (default: rich on a terminal, concise otherwise); for CI: github "
+        "(annotations), sarif (code scanning), junit (test reports)",
     )
     probe = parser.add_argument_group("probe (replays the regression on the script's data)")
     probe.add_argument(
