@@ -25,6 +25,7 @@ from typing import Any
 
 from advisor.probe.instrument import MEMORY_MARKERS, read_capture
 from advisor.probe.problem import Problem
+from advisor.probe.sandbox import isolate, read_report
 
 COPY_CAP = 200 << 20  # bytes of data files copied next to the script
 SKIPPED_FOLDERS = frozenset(
@@ -48,6 +49,7 @@ class CaptureResult:
     stderr_tail: str
     # optimizers that stepped and moved none of their parameters: [(class name, steps)]
     unmoved: list[tuple[str, int]] = field(default_factory=list)
+    sandbox: list[str] = field(default_factory=list)  # what containment the run had
 
 
 @dataclass
@@ -89,11 +91,12 @@ def capture_run(
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
-                preexec_fn=_limits(timeout, memory_mb),
+                preexec_fn=_limits(timeout, memory_mb, root, root / "sandbox.json"),
             )
             timed_out = _wait(process, timeout)
         elapsed = time.monotonic() - began
         meta, problem = _read(out)
+        sandbox = read_report(root / "sandbox.json")
         # tracebacks name the copy: show the user's own paths
         stdout_tail = _tail(stdout_path).replace(str(work), str(script.parent))
         stderr_tail = _tail(stderr_path).replace(str(work), str(script.parent))
@@ -111,6 +114,7 @@ def capture_run(
         steps_seen=int(meta.get("steps", 0)),
         stdout_tail=stdout_tail,
         stderr_tail=stderr_tail,
+        sandbox=sandbox,
         unmoved=[
             (str(o.get("kind")), int(o.get("steps", 0)))
             for o in meta.get("optimizers", [])
@@ -186,7 +190,7 @@ def child_environment(work: Path) -> dict[str, str]:
     return env
 
 
-def _limits(timeout: float, memory_mb: int) -> Any:
+def _limits(timeout: float, memory_mb: int, root: Path, report: Path) -> Any:
     """Resource limits, set in the child between fork and exec.
 
     Memory is bounded with RLIMIT_DATA (Linux >= 4.7 counts every private writable mapping:
@@ -204,6 +208,7 @@ def _limits(timeout: float, memory_mb: int) -> Any:
         resource.setrlimit(resource.RLIMIT_DATA, (data, data))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        isolate(root, report)  # network cut off, writes confined to the run's folder
 
     return apply
 

@@ -79,7 +79,10 @@ def probe_file(
 
     from advisor.facts import extract_facts
     from advisor.facts.regression import regressions
+    from advisor.runner import _python_check
 
+    if _python_check(text, path) is not None:  # libcst would crash (deep nesting) or crawl
+        return None, [], [], {}
     try:
         module = cst.parse_module(text)
         facts = extract_facts(module, path)
@@ -201,8 +204,11 @@ def _judged(path, problem, regression, static, options, runner):
         report = ProbeReport(path, None, "failed", problem.source, f"the probe failed: {error}")
         return report, [], {}
     notes = list(problem.notes)
-    if runner is not None and runner.result is not None and runner.result.status != "ok":
-        notes.append(runner.result.message)
+    if runner is not None and runner.result is not None:
+        if runner.result.status != "ok":
+            notes.append(runner.result.message)
+        if runner.result.sandbox:
+            notes.append("sandbox: " + "; ".join(runner.result.sandbox))
     report = ProbeReport(
         path, None, verdict.status, problem.source, summary(verdict), verdict, notes
     )
