@@ -395,3 +395,52 @@ def test_cli_run_probes_data_generated_at_run_time() -> None:
     assert report["optimum"]["mse"] == pytest.approx(1e-4, rel=0.2)  # the noise level
     converged = run_cli("--run", "--format", "json", "fixtures/probe/run_generated_data.py")
     assert json.loads(converged.stdout)["probe"][0]["status"] == "converged"
+
+
+@pytest.mark.parametrize(
+    "case", ["constant column", "n < p", "duplicated rows", "float16", "flat target", "3 targets"]
+)
+def test_awkward_data_gets_a_correct_answer(case: str) -> None:
+    x, y = random_problem(40, 3, seed=11)
+    if case == "constant column":
+        x = np.hstack([x, np.full((40, 1), 5.0)])  # with the bias: rank-deficient
+    elif case == "n < p":
+        x, y = x[:2], y[:2]
+    elif case == "duplicated rows":
+        x, y = np.vstack([x, x[:10]]), np.vstack([y, y[:10]])
+    elif case == "float16":
+        x, y = x.astype(np.float16), y.astype(np.float16)
+    elif case == "flat target":
+        y = y[:, 0]
+    elif case == "3 targets":
+        y = np.hstack([y, 2 * y, -y])
+    problem = problem_of(x, y, bias=True, optimizer=Optimizer("sgd", 0.05), steps=200)
+    verdict = judge(problem)
+    x64 = np.asarray(x, dtype=float)
+    y64 = np.asarray(y, dtype=float).reshape(len(x64), -1)
+    expected = np.linalg.pinv(np.hstack([x64, np.ones((len(x64), 1))])) @ y64  # minimum norm
+    np.testing.assert_allclose(verdict.optimum.stacked, expected, atol=1e-6)
+    assert verdict.status in ("converged", "not converged", "diverged")
+    assert verdict.status == "diverged" or np.isfinite(verdict.final)
+    if verdict.status == "diverged":  # a constant 5 column with the bias: λmax 52, 2/λmax < 0.05
+        assert verdict.curvature.stable_step < 0.05
+
+
+def test_data_with_nan_or_inf_gets_a_clear_message(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import numpy as np\nimport torch\n"
+        "d = np.loadtxt('d.csv', delimiter=',')\n"
+        "X, y = torch.from_numpy(d[:, :2]).float(), torch.from_numpy(d[:, 2:]).float()\n"
+        "model = torch.nn.Linear(2, 1)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for epoch in range(10):\n"
+        "    opt.zero_grad()\n"
+        "    torch.nn.functional.mse_loss(model(X), y).backward()\n"
+        "    opt.step()\n"
+    )
+    (tmp_path / "d.csv").write_text("1,2,3\n4,nan,6\n7,8,9\n1,inf,2\n")
+    done = run_cli("--format", "json", str(script))
+    (report,) = json.loads(done.stdout)["probe"]
+    assert report["status"] == "no data" and "NaN or inf" in report["summary"]
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr
