@@ -178,12 +178,16 @@ def _analyse(regression: Regression) -> Analysis | None:
     if model.inputs is not None and data.shape[1] - int(model.bias) != model.inputs:
         return None  # the model's width disagrees with the data: not the data it sees
     rows = regression.rows or data.shape[0]
-    own = gram(data)
+    with np.errstate(all="ignore"):
+        own = gram(data)
+        scaled, standard = own * (rows * scale), gram(standardize(values))
+    if not all(np.all(np.isfinite(m)) for m in (scaled, own, standard)):
+        return None  # numbers so large (1e308) that their squares overflow: no curvature
     raw = design(values, False)
     return Analysis(
-        spectrum(own * (rows * scale)),
+        spectrum(scaled),
         spectrum(own),
-        spectrum(gram(standardize(values))),
+        spectrum(standard),
         tuple(float(x) for x in raw.mean(axis=0)),
         tuple(float(x) for x in raw.std(axis=0)),
         data.shape[0],
@@ -200,7 +204,10 @@ def _solution(regression: Regression, data):
     values = target.values.get()
     if values is None:
         return None
-    values = np.asarray(values, dtype=float).reshape(data.shape[0], -1)
+    values = np.asarray(values, dtype=float)
+    if values.size == 0 or values.size % data.shape[0]:
+        return None  # the targets and the features disagree in rows: no least squares
+    values = values.reshape(data.shape[0], -1)
     if not np.all(np.isfinite(values)):
         return None
     solution, *_ = np.linalg.lstsq(data, values, rcond=None)

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 # A file that mentions none of these cannot hold a PyTorch training loop.
 TORCH_WORDS = ("torch", "backward", "nn.", "optim")
+# libcst and the rules take about 50 µs a syntax node: past this a check takes seconds, and a
+# file this large (hand-written modules stay well under it) is generated code or inline data.
+MAX_SYNTAX_NODES = 100_000
 
 
 class UsageError(Exception):
@@ -120,7 +123,7 @@ def _python_check(text: str, path: str) -> FileError | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarnings are not ours to print
-            ast.parse(text, filename=path)
+            tree = ast.parse(text, filename=path)
     except SyntaxError as error:
         if "too many nested" in (error.msg or ""):
             return FileError(path, f"too deeply nested to check ({error.msg})", line=error.lineno)
@@ -128,12 +131,17 @@ def _python_check(text: str, path: str) -> FileError | None:
             path,
             f"SyntaxError: {error.msg}",
             line=error.lineno,
-            column=error.offset if error.lineno else None,
+            column=error.offset if error.lineno and error.offset else None,  # 0: unknown
         )
     except (RecursionError, MemoryError):
         return FileError(path, "too deeply nested to check (Python's parser gives up on it)")
     except ValueError as error:  # null bytes, caught earlier; anything else of the kind
         return FileError(path, f"cannot parse: {error}")
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > MAX_SYNTAX_NODES:
+        return FileError(
+            path, f"too large to check ({nodes:,} syntax nodes > {MAX_SYNTAX_NODES:,}), skipped"
+        )
     return None
 
 

@@ -7,6 +7,7 @@ stops a run over a whole tree.
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import re
@@ -22,6 +23,7 @@ MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024  # notebooks carry outputs (images); their
 STDIN = "-"
 _MB = 1024 * 1024
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+_ASCII = b"# -*- coding: x -*-\nimport torch\n"  # what a source encoding must read as ASCII
 
 
 @dataclass
@@ -88,12 +90,25 @@ def _position_of(data: bytes, offset: int) -> tuple[int, int]:
     return line, column
 
 
+def _ascii_compatible(encoding: str) -> bool:
+    try:
+        return _ASCII.decode(encoding) == _ASCII.decode("ascii")
+    except (UnicodeError, LookupError):
+        return False
+
+
 def decode_source(data: bytes, path: str) -> str | FileError:
     """Decode Python source as the interpreter does: BOM, then PEP 263 cookie, else UTF-8."""
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as error:  # "unknown encoding: latin-42", BOM plus another cookie
-        return FileError(path, f"cannot decode: {error.msg}", line=error.lineno or None)
+        message = error.msg
+        if message.startswith("invalid or missing encoding"):  # line 1 or 2 is not UTF-8:
+            encoding = "utf-8"  # the decoding below says where
+        else:
+            if data.startswith(codecs.BOM_UTF8) and message == "encoding problem: utf-8":
+                message = "a UTF-8 BOM and a coding cookie that names another encoding"
+            return FileError(path, f"cannot decode: {message}", line=error.lineno or None)
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
@@ -106,8 +121,12 @@ def decode_source(data: bytes, path: str) -> str | FileError:
             line=line,
             column=column,
         )
+    except UnicodeError:  # a codec that fails its own way (punycode, idna)
+        return FileError(path, f"cannot decode as {encoding}: not a codec for source files")
     except LookupError:
         return FileError(path, f"cannot decode: unknown encoding {encoding!r}")
+    if not _ascii_compatible(encoding):  # utf-16, cp037: Python refuses them too
+        return FileError(path, f"cannot decode: {encoding} is not ASCII-compatible")
     null = text.find("\x00")
     if null != -1:
         line = text.count("\n", 0, null) + 1

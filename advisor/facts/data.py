@@ -517,7 +517,7 @@ def _number(facts: FileFacts, expr: Expr | None, ctx: _Ctx) -> object:
         return shape[0] if shape and shape[0] is not None else NOTHING
     if expr.kind == "call" and expr.call.text in ("int", "float") and len(expr.call.args) == 1:
         inner = _number(facts, expr.call.args[0], ctx.deeper())
-        if isinstance(inner, (int, float)):
+        if isinstance(inner, (int, float)) and math.isfinite(inner):  # int(inf) raises
             return int(inner) if expr.call.text == "int" else float(inner)
         return NOTHING
     if expr.kind == "call" and expr.call.text in ("min", "max") and len(expr.call.args) > 1:
@@ -796,12 +796,16 @@ def _factory(facts: FileFacts, qualified: str, call, expr: Expr, ctx: _Ctx):
     if name in ("arange", "linspace"):
         if not numbers or not all(isinstance(n, (int, float)) for n in numbers):
             return None
-        if name == "arange":
-            bounds = [0, *numbers] if len(numbers) == 1 else list(numbers)
-            start, stop, step = (*bounds, 1)[:3]
-            count = max(0, math.ceil((stop - start) / step)) if step else None
-        else:
-            count = int(numbers[2]) if len(numbers) > 2 else (50 if "numpy" in qualified else None)
+        try:
+            if name == "arange":
+                bounds = [0, *numbers] if len(numbers) == 1 else list(numbers)
+                start, stop, step = (*bounds, 1)[:3]
+                count = max(0, math.ceil((stop - start) / step)) if step else None
+            else:
+                default = 50 if "numpy" in qualified else None
+                count = int(numbers[2]) if len(numbers) > 2 else default
+        except (OverflowError, ValueError):  # an infinite or NaN bound: no count
+            count = None
         if count is None:
             return None
 
@@ -1132,7 +1136,7 @@ def _count(facts: FileFacts, source: Expr | None, ctx: _Ctx) -> int | None:
         if bounds and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
             try:
                 return len(range(*bounds))
-            except ValueError:
+            except (ValueError, OverflowError):  # step 0; past sys.maxsize (range(2**63))
                 return None
         return None
     if last == "zip" and call.args:

@@ -69,7 +69,8 @@ class ExpressionSummarizer:
     _Imaginary = _Ellipsis = _literal
 
     def _Integer(self, node: cst.Integer) -> Expr:
-        return Expr(node, "literal", const=int(node.value.replace("_", ""), 0))
+        value = int(node.value.replace("_", ""), 0)  # 0xfff...: no bound on hex digits
+        return Expr(node, "literal", const=value if value.bit_length() <= 1023 else NOTHING)
 
     def _Float(self, node: cst.Float) -> Expr:
         return Expr(node, "literal", const=float(node.value.replace("_", "")))

@@ -90,6 +90,13 @@ def _hashable(value: object) -> object:
     return NOTHING if isinstance(value, list) else value
 
 
+def _huge_power(left: object, right: object) -> bool:
+    """`10**10**12`: hours to compute, and no size, count or rate is that large."""
+    if not (isinstance(left, int) and isinstance(right, int)) or abs(left) < 2:
+        return False
+    return right * left.bit_length() > 4096
+
+
 def arithmetic(expr: Expr, left: object, right: object) -> object:
     """`left <op> right` for two numbers, NOTHING for anything else."""
     numbers = (int, float)
@@ -98,20 +105,28 @@ def arithmetic(expr: Expr, left: object, right: object) -> object:
     ops = {type(getattr(expr.node, "operator", None)).__name__}
     try:
         if ops == {"Multiply"}:
-            return left * right
+            return as_number(left * right)
         if ops == {"Divide"}:
-            return left / right
+            return as_number(left / right)
         if ops == {"Add"}:
-            return left + right
+            return as_number(left + right)
         if ops == {"Subtract"}:
-            return left - right
+            return as_number(left - right)
         if ops == {"Power"}:
-            return left**right
+            return NOTHING if _huge_power(left, right) else as_number(left**right)
         if ops == {"FloorDivide"}:
-            return left // right
+            return as_number(left // right)
     except (ZeroDivisionError, OverflowError):
         return NOTHING
     return NOTHING
+
+
+def as_number(value: object) -> object:
+    """A number a float can hold (as rates, sizes and counts are), else NOTHING: neither the
+    complex `(-1) ** 0.5` nor an integer past 1e308, which float() refuses."""
+    if isinstance(value, int) and value.bit_length() > 1023:
+        return NOTHING
+    return value if isinstance(value, (int, float)) else NOTHING
 
 
 @dataclass

@@ -88,7 +88,7 @@ class Regression:
     def curvature_scale(self) -> float | None:
         """c in: expected Hessian of one step's loss = c * AᵀA (A: the data, with bias column)."""
         rows, batch, loss = self.rows, self.batch, self.loss
-        if rows is None or loss.kind != "mse":
+        if rows is None or rows <= 0 or loss.kind != "mse":  # no rows (`randn(0, 3)`): no data
             return None
         if loss.mean:
             return 2.0 * loss.factor / (rows * self.outputs)

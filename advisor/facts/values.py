@@ -165,6 +165,13 @@ def class_of(facts: FileFacts, text: str, scope: Scope) -> ClassInfo | None:
     if "." in text:
         return None
     bindings, where = lookup(facts, text, scope)
+    key = ("class", text, id(where))  # the same for every occurrence of the name: once
+    if key not in facts.memo:
+        facts.memo[key] = (where, _instance_class(facts, bindings))
+    return facts.memo[key][1]
+
+
+def _instance_class(facts: FileFacts, bindings: list[Binding]) -> ClassInfo | None:
     for binding in bindings:
         if binding.kind == "assign" and binding.value is not None and binding.value.call:
             callee = binding.value.call.text
@@ -240,14 +247,40 @@ def param_values(facts: FileFacts, function: Function, name: str, depth: int) ->
 
 
 def values_of(facts: FileFacts, expr: Expr, scope: Scope, depth: int = 0) -> list[Value]:
-    """Every value the expression may hold (one per reaching binding or call site)."""
+    """Every value the expression may hold (one per reaching binding or call site).
+
+    Memoized at every depth and without duplicates: a name re-bound from itself k times
+    (`model = model.to(device)` in every cell) would otherwise cost k ** _MAX_DEPTH."""
     if depth > _MAX_DEPTH:
         return [Value(UNKNOWN)]
-    if depth == 0:
-        key = ("values", id(expr), id(scope))
-        if key not in facts.memo:
-            facts.memo[key] = values_of(facts, expr, scope, 1)
-        return facts.memo[key]
+    depth = max(depth, 1)
+    key = ("values", id(expr), id(scope), depth)
+    found = facts.memo.get(key)
+    if found is None:  # the memo holds expr and scope: their ids cannot be reused meanwhile
+        found = facts.memo[key] = (
+            expr,
+            scope,
+            list(dict.fromkeys(_values(facts, expr, scope, depth))),
+        )
+    return found[2]
+
+
+def _bindings_values(
+    facts: FileFacts, name: str, bindings: list[Binding], where: Scope, depth: int
+) -> list[Value]:
+    """The values of every binding of a name in the scope that binds it: the same for each
+    occurrence of the name, so computed once per depth (not once per occurrence)."""
+    key = ("bindings", name, id(where), depth)
+    found = facts.memo.get(key)
+    if found is None:
+        out: list[Value] = []
+        for binding in bindings:
+            out.extend(values_of_binding(facts, binding, where, depth))
+        found = facts.memo[key] = (where, list(dict.fromkeys(out)))
+    return found[1]
+
+
+def _values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list[Value]:
     kind = expr.kind
     if kind == "name":
         bindings, where = lookup(facts, expr.text, scope)
@@ -257,10 +290,7 @@ def values_of(facts: FileFacts, expr: Expr, scope: Scope, depth: int = 0) -> lis
             if facts.star_imports or facts.dynamic_names:
                 return [Value(UNKNOWN)]
             return [Value(UNDEFINED, expr.text, expr)]
-        out: list[Value] = []
-        for binding in bindings:
-            out.extend(values_of_binding(facts, binding, where, depth))
-        return out
+        return _bindings_values(facts, expr.text, bindings, where, depth)
     if kind == "attr":
         return _attribute_values(facts, expr, scope, depth)
     if kind == "call":
@@ -395,10 +425,7 @@ def text_values(facts: FileFacts, text: str | None, scope: Scope) -> list[Value]
         bindings, where = lookup(facts, text, scope)
         if not bindings:
             return [Value(UNDEFINED if text not in BUILTIN_NAMES else UNKNOWN, text)]
-        out: list[Value] = []
-        for binding in bindings:
-            out.extend(values_of_binding(facts, binding, where, 0))
-        return out
+        return _bindings_values(facts, text, bindings, where, 0)
     owner, _, attr = text.rpartition(".")
     if owner in ("self", "cls"):
         info = class_of(facts, owner, scope)

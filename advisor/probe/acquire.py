@@ -82,6 +82,8 @@ def from_regression(regression: Regression, data=None) -> Acquired:
                 notes.append(f"a sample of {x.shape[0]} of its {regression.rows} rows")
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
+    if x.ndim == 0 or y.ndim == 0 or x.shape[0] == 0 or y.size == 0:
+        return Acquired(None, "the data has no rows")  # `torch.randn(0, 2)`
     x = x[:, None] if x.ndim == 1 else x.reshape(x.shape[0], -1)
     if y.shape[0] != x.shape[0]:
         return Acquired(None, "the targets and the data have different numbers of rows")
@@ -90,6 +92,9 @@ def from_regression(regression: Regression, data=None) -> Acquired:
         return Acquired(None, f"the model takes {model.inputs} columns, the data has {x.shape[1]}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         return Acquired(None, "the data holds NaN or inf")
+    largest = max(np.abs(x).max(initial=0.0), np.abs(y).max(initial=0.0))
+    if largest > np.sqrt(np.finfo(float).max / (x.size + y.size + 1)):  # sums of squares: inf
+        return Acquired(None, f"the data holds numbers too large to square ({largest:.3g})")
     optimizer = optimizer_of(regression)
     if regression.scheduled:
         optimizer = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +27,21 @@ def load(option: DataOption) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     if not path.is_file():
         raise DataError(f"{option.path}: no such file")
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt", ".tsv"):
-        table, names = _csv(path, "\t" if suffix == ".tsv" else None)
-    elif suffix == ".npy":
-        table = np.load(path, allow_pickle=False)
-        names = tuple(str(i) for i in range(table.shape[1] if table.ndim == 2 else 1))
-    elif suffix == ".npz":
-        return _npz(path, option)
-    elif suffix == ".parquet":
-        table, names = _parquet(path)
-    else:
-        raise DataError(f"{option.path}: use a .csv, .npy, .npz or .parquet file")
-    table = np.asarray(table, dtype=float)
+    try:
+        if suffix in (".csv", ".txt", ".tsv"):
+            table, names = _csv(path, "\t" if suffix == ".tsv" else None)
+        elif suffix == ".npy":
+            table = np.load(path, allow_pickle=False)
+            names = tuple(str(i) for i in range(table.shape[1] if table.ndim == 2 else 1))
+        elif suffix == ".npz":
+            return _npz(path, option)
+        elif suffix == ".parquet":
+            table, names = _parquet(path)
+        else:
+            raise DataError(f"{option.path}: use a .csv, .npy, .npz or .parquet file")
+        table = np.asarray(table, dtype=float)
+    except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{option.path}: cannot read it ({error})") from None  # a damaged file
     if table.ndim != 2 or table.shape[1] < 2:
         raise DataError(f"{option.path}: need a table of at least two columns, got {table.shape}")
     target = _column(option.target, names, len(names) - 1, option.path)
@@ -73,6 +77,10 @@ def _csv(path: Path, delimiter: str | None):
         [float(cell) for cell in rows[0]]
     except ValueError:
         header, rows = tuple(cell.strip() for cell in rows[0]), rows[1:]
+    if not rows:
+        raise DataError(f"{path}: no rows of numbers")
+    if len({len(row) for row in rows}) > 1:
+        raise DataError(f"{path}: rows of different lengths")
     try:
         table = np.array([[float(cell) for cell in row] for row in rows], dtype=float)
     except ValueError as error:

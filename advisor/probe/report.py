@@ -39,24 +39,24 @@ def verdict_json(verdict) -> dict:
             "bias": problem.bias,
             "loss": {
                 "mean": problem.loss.mean,
-                "factor": problem.loss.factor,
+                "factor": _number(problem.loss.factor),
                 "broadcast": problem.loss.broadcast,
             },
             "optimizer": None
             if problem.optimizer is None
             else {
                 "kind": problem.optimizer.kind,
-                "lr": problem.optimizer.lr,
-                "momentum": problem.optimizer.momentum,
+                "lr": _number(problem.optimizer.lr),  # inf: `lr=1e308 * 10`
+                "momentum": _number(problem.optimizer.momentum),
                 "nesterov": problem.optimizer.nesterov,
-                "weight_decay": problem.optimizer.weight_decay,
+                "weight_decay": _number(problem.optimizer.weight_decay),
             },
             "rows_per_step": problem.rows_per_step,
             "steps": problem.total_steps,
         },
         "optimum": {
-            "loss": optimum.loss,
-            "mse": optimum.mse,
+            "loss": _number(optimum.loss),
+            "mse": _number(optimum.mse),
             "weights": _matrix(optimum.weights),
             "bias": _matrix(optimum.bias),
             "rank": optimum.rank,

@@ -90,13 +90,27 @@ def probe_file(
     except Exception:  # the static stage has reported what is wrong with the file
         return None, [], [], {}
     reports, diagnostics, confirmations = [], [], {}
-    data = _given_data(options) if options.data is not None and found else None
+    data, unusable = None, None
+    if options.data is not None and found:
+        from advisor.probe.datafile import DataError
+
+        try:
+            data = _given_data(options)
+        except DataError as error:  # the user's file, not our bug: said in each report
+            unusable = f"not probed: --data {error}"
     runner = _Runner(path, options)
     for regression in found:
         began = time.perf_counter()
-        report, found_diagnostics, confirmed = _probe_one(
-            path, regression, options, data, runner, static
-        )
+        if unusable is not None:
+            report, found_diagnostics, confirmed = (
+                ProbeReport(path, None, "failed", "data file", unusable),
+                [],
+                {},
+            )
+        else:
+            report, found_diagnostics, confirmed = _probe_one(
+                path, regression, options, data, runner, static
+            )
         report.seconds = time.perf_counter() - began
         loop = regression.config.loop
         report.node = loop.iter.node if loop.iter is not None else loop.node
