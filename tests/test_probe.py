@@ -444,3 +444,16 @@ def test_data_with_nan_or_inf_gets_a_clear_message(tmp_path: Path) -> None:
     (report,) = json.loads(done.stdout)["probe"]
     assert report["status"] == "no data" and "NaN or inf" in report["summary"]
     assert done.returncode in (0, 1) and "Traceback" not in done.stderr
+
+
+def test_json_output_is_strict_for_a_diverging_script() -> None:
+    done = run_cli("--format", "json", "fixtures/rules/huge-learning-rate/bad_raw_closes_sgd.py")
+
+    def refuse(constant: str):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    document = json.loads(done.stdout, parse_constant=refuse)
+    (report,) = document["probe"]
+    assert report["status"] == "diverged"
+    by_id = {f["id"]: f for f in document["findings"]}
+    assert by_id["LRA501"]["evidence"]["final_loss"] is None  # inf in the replay: null here

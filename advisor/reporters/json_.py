@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, TextIO
 
 from advisor import __version__
@@ -20,6 +21,20 @@ def document(result: RunResult) -> dict:
     }
 
 
+def strict(value):
+    """JSON has no NaN or Infinity: such numbers (a diverged loss) become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(item) for item in value]
+    if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar
+        return strict(value.item())
+    return value
+
+
 def write(result: RunResult, out: TextIO, err: TextIO) -> None:
-    json.dump(document(result), out, indent=2, default=str)  # evidence may hold numbers of numpy
+    # evidence may hold numpy numbers; allow_nan=False proves nothing non-standard goes out
+    json.dump(strict(document(result)), out, indent=2, default=str, allow_nan=False)
     out.write("\n")

@@ -140,6 +140,8 @@ def judge_static(item: FuzzInput, errors: list[FileError], findings: list[Findin
         if not any("too large" in e.message for e in errors):
             problems.append("a file over the size limit, and no error says so")
         return problems
+    if errors and all(error.message.startswith(LIMITS) for error in errors):
+        return problems  # one of lr-advisor's limits: right whatever Python says of it
     refused = python_refuses(item.data)
     if refused is not None:
         undecodable = refused.startswith("undecodable")  # reported before the pre-filter

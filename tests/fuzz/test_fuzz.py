@@ -13,8 +13,17 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from generators import LARGE, FuzzInput, encodings, mutations, notebooks, probe_cases, programs
-from harness import check_file, check_probe, check_static, run_command, write_case
+from generators import (
+    LARGE,
+    FuzzInput,
+    ProbeCase,
+    encodings,
+    mutations,
+    notebooks,
+    probe_cases,
+    programs,
+)
+from harness import TIME_LIMIT, check_file, check_probe, check_static, run_command, write_case
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -62,12 +71,13 @@ def test_broken_notebooks(item: FuzzInput) -> None:
 @pytest.mark.parametrize("name", sorted(LARGE))
 def test_large_and_deep_inputs(name: str, tmp_path: Path) -> None:
     path, make = LARGE[name]
-    check_file(FuzzInput("large", path, make(), name), tmp_path)
+    # 5 MB takes Python's own parser alone 3 s here: room for a slower machine, still bounded
+    check_file(FuzzInput("large", path, make(), name), tmp_path, limit=2 * TIME_LIMIT)
 
 
 @fuzz(25)
 @given(probe_cases())
-def test_probe_on_damaged_data(case) -> None:
+def test_probe_on_damaged_data_and_mutated_fixtures(case: ProbeCase) -> None:
     with tempfile.TemporaryDirectory() as folder:
         check_probe(case, Path(folder))
 
@@ -85,7 +95,7 @@ def test_command_on_generated_inputs(item: FuzzInput) -> None:
 
 @fuzz(3)
 @given(probe_cases())
-def test_command_with_the_probe_on_damaged_data(case) -> None:
+def test_command_with_the_probe_on_damaged_data(case: ProbeCase) -> None:
     with tempfile.TemporaryDirectory() as folder:
         write_case(case, Path(folder))
         args = [case.script, "--format", "json"]
