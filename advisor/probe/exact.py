@@ -61,6 +61,18 @@ class Moments:
             raise ValueError("no rows")
         return cls(gram, cross, square, total, rows)
 
+    def merge(self, other: Moments) -> Moments:
+        """The sums over both sets of rows: partitions' moments add up (a tree reduction)."""
+        if self.gram.shape != other.gram.shape or self.cross.shape != other.cross.shape:
+            raise ValueError("moments of different widths")
+        return Moments(
+            self.gram + other.gram,
+            self.cross + other.cross,
+            self.target_square + other.target_square,
+            self.target_sum + other.target_sum,
+            self.rows + other.rows,
+        )
+
 
 @dataclass
 class Optimum:
