@@ -33,11 +33,14 @@ def _git(repo: Path, *args: str) -> None:
 @pytest.mark.skipif(
     not PRE_COMMIT.exists() or not shutil.which("git"), reason="needs pre-commit and git"
 )
-def test_hook_fails_on_the_bug_then_passes_after_the_fix(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hook", ["lr-advisor", "lr-advisor-probe"])
+def test_hook_fails_on_the_bug_then_passes_after_the_fix(tmp_path: Path, hook: str) -> None:
     repo = tmp_path / "user-repo"
     repo.mkdir()
     env = {
         **os.environ,
+        # the probe hook is `language: system`: it runs the lr-advisor found on PATH
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@example.com",
@@ -51,7 +54,7 @@ def test_hook_fails_on_the_bug_then_passes_after_the_fix(tmp_path: Path) -> None
 
     def run_hook() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(PRE_COMMIT), "try-repo", str(ROOT), "lr-advisor", "--files", "train.py"],
+            [str(PRE_COMMIT), "try-repo", str(ROOT), hook, "--files", "train.py"],
             cwd=repo,
             env=env,
             capture_output=True,

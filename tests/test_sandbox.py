@@ -95,6 +95,32 @@ def test_forked_children_are_stopped_with_the_script(tmp_path: Path) -> None:
     assert alive == []
 
 
+ESCAPING_CHILD = """
+import os, time
+if os.fork() == 0:
+    os.setsid()  # a new session: the script's process group no longer holds it
+    if os.fork() == 0:  # and a grandchild whose parent exits: a daemon
+        print("CHILD", os.getpid(), flush=True)
+        time.sleep(1000)
+    os._exit(0)
+time.sleep(0.5)
+"""
+
+
+@pytest.mark.parametrize("ending", ["exits", "loops forever"])
+def test_children_that_leave_the_process_group_are_stopped_too(tmp_path: Path, ending) -> None:
+    script = tmp_path / "train.py"
+    tail = "while True:\n    time.sleep(0.1)\n" if ending == "loops forever" else ""
+    script.write_text(ESCAPING_CHILD + tail)
+    result = capture_run(script, timeout=3)
+    children = [int(line.split()[1]) for line in result.stdout_tail.splitlines() if "CHILD" in line]
+    assert len(children) == 1, result.stdout_tail
+    deadline = time.monotonic() + 5
+    while _running(children[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(children[0])
+
+
 def _running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:

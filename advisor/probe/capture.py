@@ -25,7 +25,7 @@ from typing import Any
 
 from advisor.probe.instrument import MEMORY_MARKERS, read_capture
 from advisor.probe.problem import Problem
-from advisor.probe.sandbox import isolate, read_report
+from advisor.probe.sandbox import Reaper, isolate, read_report
 
 COPY_CAP = 200 << 20  # bytes of data files copied next to the script
 SKIPPED_FOLDERS = frozenset(
@@ -82,7 +82,11 @@ def capture_run(
             command.append("-P")  # no implicit cwd entry: `advisor` comes from PYTHONPATH
         command += ["-m", "advisor.probe.instrument", str(out), str(work / script.name)]
         command += list(args)
-        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        with (
+            stdout_path.open("wb") as stdout,
+            stderr_path.open("wb") as stderr,
+            Reaper() as reaper,
+        ):
             process = subprocess.Popen(
                 command,
                 cwd=work,
@@ -94,9 +98,12 @@ def capture_run(
                 preexec_fn=_limits(timeout, memory_mb, root, root / "sandbox.json"),
             )
             timed_out = _wait(process, timeout)
+            reaper.stop_all(process.pid)  # what it started dies with it, even outside its group
         elapsed = time.monotonic() - began
         meta, problem = _read(out)
         sandbox = read_report(root / "sandbox.json")
+        if reaper.refusal:
+            sandbox.append(reaper.refusal)
         # tracebacks name the copy: show the user's own paths
         stdout_tail = _tail(stdout_path).replace(str(work), str(script.parent))
         stderr_tail = _tail(stderr_path).replace(str(work), str(script.parent))
