@@ -75,10 +75,18 @@ def _check_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow the probe to run the script (separate process, time and memory limits)",
     )
-    probe.add_argument("--data", metavar="FILE", help="the data: .csv, .npy, .npz or .parquet")
+    probe.add_argument(
+        "--data", metavar="PATH", help="the data: .csv, .npy, .npz or .parquet, or a folder"
+    )
     probe.add_argument("--target", metavar="COL", help="--data's target column (default: last)")
     probe.add_argument(
         "--features", metavar="COLS", help="--data's feature columns, comma-separated"
+    )
+    probe.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="compute the data's sums on a Dask cluster: an address such as tcp://host:8786, "
+        "or local[:N] for a local cluster; needs --data",
     )
     probe.add_argument(
         "--budget",
@@ -244,10 +252,19 @@ def _probe_usage(args: argparse.Namespace) -> str | None:
     """What is wrong with the probe's options, if anything."""
     if (args.target or args.features) and not args.data:
         return "--target and --features describe --data FILE: give the file too"
-    if args.data and not os.path.isfile(args.data):
-        return f"--data {args.data}: no such file"
+    if args.data and not os.path.exists(args.data):  # a file, or a folder of files
+        return f"--data {args.data}: no such file or folder"
     if args.budget <= 0 or args.timeout <= 0:
         return "--budget and --timeout must be positive"
+    if args.scheduler is not None:
+        if not args.data:
+            return "--scheduler computes the sums of --data FILE on a cluster: give the data too"
+        from advisor.probe.distributed import SchedulerError, check_scheduler
+
+        try:
+            check_scheduler(args.scheduler)  # dask installed, the address answers
+        except SchedulerError as error:
+            return str(error)
     return None
 
 
@@ -260,7 +277,13 @@ def _probe_options(args: argparse.Namespace):
 
         features = tuple(f.strip() for f in args.features.split(",")) if args.features else None
         data = DataOption(args.data, args.target, features)
-    return ProbeOptions(data=data, run=args.run, budget=args.budget, timeout=args.timeout)
+    return ProbeOptions(
+        data=data,
+        run=args.run,
+        budget=args.budget,
+        timeout=args.timeout,
+        scheduler=args.scheduler,
+    )
 
 
 def _rules(argv: Sequence[str], out: TextIO, err: TextIO) -> int:

@@ -58,14 +58,26 @@ def optimizer_of(regression: Regression) -> Optimizer | None:
 
 def from_regression(regression: Regression, data=None) -> Acquired:
     """The problem a regression of the facts trains: its own data when the facts know the
-    numbers, else `data` = (features, targets) given on the command line."""
+    numbers, else `data` given on the command line: (features, targets), or what one streaming
+    pass over a file larger than memory left (`partitions.Streamed`: the full data's sums and a
+    uniform sample of its rows; the problem then carries the sums)."""
     loss, model, features = regression.loss, regression.model, regression.features
     if loss.kind != "mse":
         return Acquired(None, f"the loss is {loss.kind}, not a squared error", applies=False)
     if model is None:
         return Acquired(None, "the model is not a single linear layer", applies=False)
     notes: list[str] = []
-    if data is not None:
+    streamed = None
+    if data is not None and hasattr(data, "moments"):  # a file streamed in one pass
+        streamed = data
+        x, y = data.sample_x, data.sample_y
+        where = f" on {data.cluster}" if getattr(data, "cluster", None) else ""
+        notes.append(
+            f"the data given with --data, streamed in one pass{where}: {data.rows:,} rows "
+            f"summed (XᵀX, Xᵀy), a uniform sample of {x.shape[0]:,} of them kept in memory"
+        )
+        source = "data file"
+    elif data is not None:
         x, y = data
         notes.append("the data given with --data")
         source = "data file"
@@ -82,6 +94,8 @@ def from_regression(regression: Regression, data=None) -> Acquired:
                 notes.append(f"a sample of {x.shape[0]} of its {regression.rows} rows")
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
+    if streamed is not None:
+        return _from_streamed(regression, streamed, x, y, notes)
     if x.ndim == 0 or y.ndim == 0 or x.shape[0] == 0 or y.size == 0:
         return Acquired(None, "the data has no rows")  # `torch.randn(0, 2)`
     x = x[:, None] if x.ndim == 1 else x.reshape(x.shape[0], -1)
@@ -95,6 +109,31 @@ def from_regression(regression: Regression, data=None) -> Acquired:
     largest = max(np.abs(x).max(initial=0.0), np.abs(y).max(initial=0.0))
     if largest > np.sqrt(np.finfo(float).max / (x.size + y.size + 1)):  # sums of squares: inf
         return Acquired(None, f"the data holds numbers too large to square ({largest:.3g})")
+    return Acquired(_problem(regression, x, y, data, notes, source))
+
+
+def _from_streamed(regression: Regression, streamed, x, y, notes: list[str]) -> Acquired:
+    """The checks of the rows in memory, on what the streaming pass counted over all rows."""
+    model = regression.model
+    rows = int(streamed.rows)
+    if rows == 0 or x.ndim != 2 or y.ndim != 2:
+        return Acquired(None, "the data has no rows")
+    if model.inputs is not None and x.shape[1] != model.inputs:
+        return Acquired(None, f"the model takes {model.inputs} columns, the data has {x.shape[1]}")
+    if streamed.nonfinite:
+        return Acquired(None, f"the data holds NaN or inf ({streamed.nonfinite:,} cells)")
+    largest = float(streamed.largest)
+    cells = rows * (x.shape[1] + y.shape[1])
+    if largest > np.sqrt(np.finfo(float).max / (cells + 1)):  # sums of squares: inf
+        return Acquired(None, f"the data holds numbers too large to square ({largest:.3g})")
+    problem = _problem(regression, x, y, streamed, notes, "data file")
+    problem.moments, problem.total_rows = streamed.moments, rows
+    return Acquired(problem)
+
+
+def _problem(regression: Regression, x, y, data, notes: list[str], source: str) -> Problem:
+    """The problem of a regression on checked data (all rows, or a streamed file's sample)."""
+    loss, model = regression.loss, regression.model
     optimizer = optimizer_of(regression)
     if regression.scheduled:
         optimizer = None
@@ -115,7 +154,7 @@ def from_regression(regression: Regression, data=None) -> Acquired:
         bias=bool(model.bias),
         loss=Loss(mean=loss.mean, factor=loss.factor, broadcast=_broadcasts(regression)),
         optimizer=optimizer,
-        batch=regression.batch if data is None else _batch_for(regression, x.shape[0]),
+        batch=regression.batch if data is None else _batch_for(regression),
         shuffle=True,
         steps=regression.steps if data is None else None,
         epochs=None if data is None else _epochs_of(regression),
@@ -124,7 +163,7 @@ def from_regression(regression: Regression, data=None) -> Acquired:
         source=source,
         notes=notes,
     )
-    return Acquired(problem)
+    return problem
 
 
 def _manual_start(model, width: int, outputs: int):
@@ -157,7 +196,7 @@ def _script_data(regression: Regression):
     return x, y
 
 
-def _batch_for(regression: Regression, rows: int) -> int | None:
+def _batch_for(regression: Regression) -> int | None:
     """The script's batch size applied to other data: a DataLoader's, not all rows."""
     config = regression.config
     return config.batch_size if config.batch_size else None

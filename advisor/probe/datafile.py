@@ -1,8 +1,15 @@
-"""`--data FILE --target COL [--features COLS]`: the data given on the command line."""
+"""`--data FILE --target COL [--features COLS]`: the data given on the command line.
+
+A small file is read whole into memory (`load`). A file above `stream_bytes()` (256 MB, or
+the environment's LR_ADVISOR_STREAM_BYTES) or a folder of files is streamed instead
+(`partitions`): one pass accumulates the full data's sums and keeps a uniform sample of rows,
+so memory does not grow with the number of rows (`given` picks the way).
+"""
 
 from __future__ import annotations
 
 import csv
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +26,58 @@ class DataOption:
     path: str
     target: str | None = None  # a column name or a 0-based index; default the last column
     features: tuple[str, ...] | None = None  # default every other column
+
+
+STREAM_BYTES = 256 << 20  # files above this are streamed, not read whole
+STREAMABLE = (".npy", ".csv", ".tsv", ".txt", ".parquet")
+
+
+def _setting(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return max(int(value), 1) if value else default
+    except ValueError:
+        return default
+
+
+def stream_bytes() -> int:
+    """The size above which `--data` is streamed: LR_ADVISOR_STREAM_BYTES, or 256 MB."""
+    return _setting("LR_ADVISOR_STREAM_BYTES", STREAM_BYTES)
+
+
+def streamed(option: DataOption, scheduler: str | None = None) -> bool:
+    """Whether `--data` goes through one streaming pass rather than into memory whole: a
+    folder, a file above `stream_bytes()`, or any file whose sums a cluster takes."""
+    path = Path(option.path)
+    if path.is_dir():
+        return True
+    if not path.is_file() or path.suffix.lower() not in STREAMABLE:
+        return False
+    return bool(scheduler) or path.stat().st_size > stream_bytes()
+
+
+def given(option: DataOption, scheduler: str | None = None):
+    """The data of `--data`: (features, targets) in memory for a small file, or, for a large
+    file or a folder, what one streaming pass leaves (`partitions.Streamed`: the full data's
+    sums, a uniform sample of rows, the NaN/inf count and the largest value), here or on the
+    Dask cluster `scheduler` names (`--scheduler`)."""
+    if not streamed(option, scheduler):
+        x, y, _ = load(option)
+        return x, y
+    from advisor.probe.partitions import SAMPLE_ROWS, open_table, partitions, stream_any
+
+    sample = _setting("LR_ADVISOR_SAMPLE_ROWS", SAMPLE_ROWS)  # rows kept for mini-batch replay
+    try:
+        return stream_any(partitions(open_table(option)), scheduler, sample_rows=sample)
+    except DataError as error:  # the streaming pass's own (or the cluster's), on one line
+        raise type(error)(_one_line(error)) from None
+    except (ValueError, TypeError, OSError, EOFError, ImportError) as error:
+        raise DataError(f"{option.path}: cannot read it ({_one_line(error)})") from None
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load(option: DataOption) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:

@@ -8,12 +8,19 @@ picklable record that opens its own file, so the pieces can be read one after an
 (`stream`) or on the workers of a cluster (`advisor.probe.distributed`); memory holds one chunk
 of rows at a time, whatever the number of rows. The same pass keeps a uniform random sample of
 rows, for the replay of mini-batch training.
+
+Both ways share one code path: `partial` reads one partition into a `Partial` (its sums, its
+NaN/inf count and largest value, its sample), and `merge` adds two partials up, in any order
+and any grouping (sequentially here, as a tree on a cluster). The sample is the rows with the
+smallest random keys, and a row's key depends only on the seed, its file and its place in
+the file, so the sample is the same whatever the partitioning and the order of the merges.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +70,21 @@ class Partition:
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(features (n, p), targets (n, 1)) in float64, `rows` rows at a time."""
+        for x, y, _ in self.located(rows):
+            yield x, y
+
+    def located(
+        self, rows: int = CHUNK_ROWS
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """`chunks` with each row's place in its file (int64): its row number in a .npy or a
+        parquet file, the byte offset where its line begins in a CSV. Places grow with the
+        file's row order and do not depend on how the file was cut into partitions."""
+        for block, places in self.blocks(rows):
+            yield (*self.split(block), places)
+
+    def blocks(self, rows: int = CHUNK_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows of the file with all its columns, in the file's dtype (a memory-mapped .npy
+        is not copied), their places): what `located` splits into features and targets."""
         if self.kind == "npy":
             yield from self._npy(rows)
         elif self.kind == "csv":
@@ -70,7 +92,7 @@ class Partition:
         else:
             yield from self._parquet(rows)
 
-    def _split(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def split(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(block[:, list(self.features)], dtype=float)
         y = np.asarray(block[:, self.target : self.target + 1], dtype=float)
         return x, y
@@ -79,7 +101,8 @@ class Partition:
         table = np.load(self.path, mmap_mode="r", allow_pickle=False)
         table = table[:, None] if table.ndim == 1 else table
         for start in range(self.start, self.stop, rows):
-            yield self._split(table[start : min(start + rows, self.stop)])
+            stop = min(start + rows, self.stop)
+            yield table[start:stop], np.arange(start, stop, dtype=np.int64)
 
     def _csv(self, rows: int):
         with open(self.path, "rb") as stream:
@@ -92,19 +115,21 @@ class Partition:
             elif self.header:
                 stream.readline()
             lines: list[bytes] = []
-            while stream.tell() < self.stop:
+            places: list[int] = []
+            while (place := stream.tell()) < self.stop:
                 line = stream.readline()
                 if not line:
                     break
                 if line.strip():
                     lines.append(line)
+                    places.append(place)
                 if len(lines) >= rows:
-                    yield self._parse(lines)
-                    lines = []
+                    yield self._parse(lines), np.array(places, dtype=np.int64)
+                    lines, places = [], []
             if lines:
-                yield self._parse(lines)
+                yield self._parse(lines), np.array(places, dtype=np.int64)
 
-    def _parse(self, lines: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    def _parse(self, lines: list[bytes]) -> np.ndarray:
         text = b"".join(lines).decode("utf-8", errors="replace")
         delimiter = None if self.delimiter == " " else self.delimiter
         try:
@@ -113,17 +138,21 @@ class Partition:
             raise DataError(f"{self.path}: a cell is not a number ({error})") from None
         if block.shape[1] != self.width:
             raise DataError(f"{self.path}: rows of different lengths")
-        return self._split(block)
+        return block
 
     def _parquet(self, rows: int):
         import pyarrow.parquet as pq
 
         reader = pq.ParquetFile(self.path)
+        place = sum(reader.metadata.row_group(g).num_rows for g in range(self.start))
         for batch in reader.iter_batches(
             batch_size=rows, row_groups=[self.start], columns=list(self.names)
         ):
             columns = [batch.column(i).to_numpy(zero_copy_only=False) for i in range(self.width)]
-            yield self._split(np.column_stack(columns).astype(float, copy=False))
+            block = np.column_stack(columns).astype(float, copy=False)
+            places = np.arange(place, place + block.shape[0], dtype=np.int64)
+            place += block.shape[0]
+            yield block, places
 
 
 @dataclass
@@ -136,6 +165,7 @@ class Streamed:
     rows: int
     nonfinite: int  # NaN or inf cells
     largest: float  # the largest |value| among the finite cells
+    cluster: str | None = None  # where the sums were taken: None here, else the Dask cluster
 
 
 def open_table(option: DataOption) -> Table:
@@ -221,85 +251,303 @@ def partitions(table: Table, target_bytes: int = PARTITION_BYTES) -> list[Partit
 
 def stream(parts: list[Partition], sample_rows: int = SAMPLE_ROWS, seed: int = 0) -> Streamed:
     """One pass over the pieces in order: the sums, the checks, and a uniform sample."""
-    total: Moments | None = None
-    sampler = _Sampler(sample_rows, seed)
-    nonfinite, largest = 0, 0.0
+    bound = sample_bound(parts, sample_rows)
+    total = _pass(parts, sample_rows, seed, bound)
+    if total.moments is not None and total.sample.held < min(sample_rows, total.moments.rows):
+        total = _pass(parts, sample_rows, seed, None)  # too few rows under the bound: again
+    return finish(total, parts)
+
+
+def _pass(parts: list[Partition], sample_rows: int, seed: int, bound: int | None) -> Partial:
+    files = file_numbers(parts)
+    total = Partial.empty(sample_rows)
     for part in parts:
-        for x, y in part.chunks():
-            moments, bad, big = chunk_moments(x, y)
-            nonfinite += bad
-            largest = max(largest, big)
-            total = moments if total is None else total.merge(moments)
-            sampler.offer(x, y)
-    if total is None:
-        raise DataError("the data has no rows")
-    sample_x, sample_y = sampler.rows(parts)
-    return Streamed(total, sample_x, sample_y, total.rows, nonfinite, largest)
+        # rows whose keys are above the bound, or the sample's largest so far, cannot enter it
+        limit = total.sample.limit
+        below = bound if limit is None else (limit if bound is None else min(bound, limit))
+        found = partial(part, files[part.path], sample_rows, seed, below=below)
+        total = merge(total, found, tight=False)
+    return total
 
 
-def chunk_moments(x: np.ndarray, y: np.ndarray) -> tuple[Moments, int, float]:
-    """A chunk's sums (with the bias column), its NaN/inf cells and its largest finite value."""
-    moments = Moments.accumulate([(x, y)], bias=True)
+def sample_bound(parts: list[Partition], sample_rows: int) -> int | None:
+    """A key below which, with overwhelming probability, at least `sample_rows` of the
+    table's rows fall: each partition then sends only those of its rows (about its share of
+    the sample) rather than up to `sample_rows`. None when the rows cannot be counted or
+    estimated here (each partition then sends its own smallest keys). `stream` and
+    `stream_on_dask` check the outcome and go again without a bound if too few rows fell
+    below it."""
+    rows = _expected_rows(parts)
+    if not rows or sample_rows <= 0:
+        return None
+    share = (sample_rows + 8 * math.sqrt(sample_rows) + 16) / rows  # 8 standard deviations
+    return int(share * KEYS) if share < 1 else None
+
+
+def _expected_rows(parts: list[Partition]) -> int | None:
+    """The table's rows (.npy, parquet), or a low estimate (CSV: bytes over twice the mean
+    length of the first lines; a low estimate costs traffic, a high one a second pass)."""
+    kinds = {p.kind for p in parts}
+    try:
+        if kinds == {"npy"}:
+            return sum(p.stop - p.start for p in parts)
+        if kinds == {"parquet"}:
+            import pyarrow.parquet as pq
+
+            meta = {path: pq.ParquetFile(path).metadata for path in {p.path for p in parts}}
+            return sum(meta[p.path].row_group(p.start).num_rows for p in parts)
+        if kinds == {"csv"}:
+            with open(parts[0].path, "rb") as stream:
+                head = [line for line in stream.read(1 << 16).splitlines() if line.strip()]
+            head = head[1:] if parts[0].header else head
+            if len(head) < 2:
+                return None
+            mean = sum(len(line) + 1 for line in head[:-1]) / (len(head) - 1)
+            return int(sum(p.stop - p.start for p in parts) / (2 * mean))
+    except (OSError, ValueError, ImportError):
+        return None
+    return None
+
+
+def stream_any(
+    parts: list[Partition],
+    scheduler: str | None = None,
+    sample_rows: int = SAMPLE_ROWS,
+    seed: int = 0,
+) -> Streamed:
+    """`stream` here, or on a Dask cluster when `scheduler` names one (`--scheduler`: an
+    address such as tcp://host:8786, or local[:N]); the same answer either way."""
+    if not scheduler:
+        return stream(parts, sample_rows=sample_rows, seed=seed)
+    from advisor.probe.distributed import stream_on_dask
+
+    return stream_on_dask(parts, scheduler, sample_rows=sample_rows, seed=seed)
+
+
+@dataclass
+class Partial:
+    """What a pass over some of a table's partitions leaves: `partial` makes one from a
+    partition, `merge` adds two up. Small (p x p sums and at most `sample.size` rows) and
+    picklable, so partials travel between the workers of a cluster."""
+
+    moments: Moments | None  # None: no rows yet
+    nonfinite: int
+    largest: float
+    sample: Sample
+
+    @classmethod
+    def empty(cls, sample_rows: int) -> Partial:
+        return cls(None, 0, 0.0, Sample(sample_rows))
+
+
+def partial(
+    part: Partition,
+    file: int,
+    sample_rows: int = SAMPLE_ROWS,
+    seed: int = 0,
+    below: int | None = None,
+) -> Partial:
+    """One partition's sums, checks and sample. `file`: the number of the partition's file in
+    the table (`file_numbers`), part of each row's sampling key. `below`: keep only rows whose
+    key is at most this (rows known to fall outside the whole table's sample)."""
+    total: Moments | None = None
     nonfinite, largest = 0, 0.0
-    if x.size or y.size:
-        finite = np.isfinite(moments.gram).all() and np.isfinite(moments.cross).all()
-        if finite and np.isfinite(moments.target_square).all():
-            largest = float(max(np.abs(x).max(initial=0.0), np.abs(y).max(initial=0.0)))
-        else:  # rare: find the cells (an overflow of finite values counts as none)
-            nonfinite = int(np.count_nonzero(~np.isfinite(x)) + np.count_nonzero(~np.isfinite(y)))
-            both = np.concatenate([x.ravel(), y.ravel()])
-            both = np.abs(both[np.isfinite(both)])
-            largest = float(both.max(initial=0.0))
+    sample = Sample(sample_rows)
+    for block, places in part.blocks():
+        moments, bad, big = block_moments(block, part)
+        nonfinite += bad
+        largest = max(largest, big)
+        total = moments if total is None else total.merge(moments)
+        keys = row_keys(seed, file, places)
+        limit = sample.limit if below is None else below
+        if sample.limit is not None and below is not None:
+            limit = min(sample.limit, below)
+        chosen = np.nonzero(keys <= limit)[0] if limit is not None else slice(None)
+        x, y = part.split(block[chosen])  # only the rows that may enter the sample
+        sample.offer(keys[chosen], file, places[chosen], x, y, below)
+    sample.prune()
+    return Partial(total, nonfinite, largest, sample)
+
+
+def merge(first: Partial, second: Partial, tight: bool = True) -> Partial:
+    """The partial of both sets of rows: sums added, checks combined, samples merged (neither
+    is changed). `tight=False` lets the sample hold up to twice its size before it is cut
+    down, which saves copies when many partials are merged one after another."""
+    if first.moments is None:
+        moments = second.moments
+    elif second.moments is None:
+        moments = first.moments
+    else:
+        moments = first.moments.merge(second.moments)
+    return Partial(
+        moments,
+        first.nonfinite + second.nonfinite,
+        max(first.largest, second.largest),
+        first.sample.merge(second.sample, tight),
+    )
+
+
+def finish(total: Partial, parts: list[Partition]) -> Streamed:
+    """The `Streamed` record of a whole table's partial."""
+    if total.moments is None:
+        raise DataError("the data has no rows")
+    width = len(parts[0].features) if parts else 0
+    sample_x, sample_y = total.sample.rows(width)
+    moments = total.moments
+    return Streamed(moments, sample_x, sample_y, moments.rows, total.nonfinite, total.largest)
+
+
+def file_numbers(parts: list[Partition]) -> dict[str, int]:
+    """Each file's number in the table: the order in which the partitions first name it."""
+    numbers: dict[str, int] = {}
+    for part in parts:
+        numbers.setdefault(part.path, len(numbers))
+    return numbers
+
+
+def block_moments(block: np.ndarray, part: Partition) -> tuple[Moments, int, float]:
+    """A block's sums (with the bias column, and the centred ones, which keep their digits
+    when a column's mean is large against its spread), its NaN/inf cells and its largest
+    finite value, straight from the file's rows (`Moments.from_table` converts as it goes)."""
+    if not block.shape[0]:
+        return Moments.accumulate([part.split(block)], bias=True), 0, 0.0
+    moments = Moments.from_table(block, part.features, part.target)
+    columns = [*part.features, part.target]
+    nonfinite, largest = 0, 0.0
+    sums = (moments.gram, moments.cross, moments.target_square)
+    if all(np.isfinite(a).all() for a in sums):
+        chosen = block[:, columns] if len(columns) != block.shape[1] else block
+        highest = float(np.max(chosen))
+        lowest = float(np.min(chosen))
+        largest = max(abs(highest), abs(lowest))
+    else:  # rare: find the cells (an overflow of finite values counts as none)
+        values = np.asarray(block[:, columns], dtype=float)
+        finite = np.isfinite(values)
+        nonfinite = int(values.size - np.count_nonzero(finite))
+        largest = float(np.abs(values[finite]).max(initial=0.0))
     return moments, nonfinite, largest
 
 
-class _Sampler:
-    """A uniform random sample of at most `size` rows of a stream of unknown length: each row
-    gets a random key and the rows with the smallest keys are kept (a bottom-k sample)."""
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MASK = (1 << 64) - 1
+KEYS = 1 << 63  # keys are integers in [0, KEYS)
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self.random = np.random.default_rng(seed)
-        self.threshold = 1.0
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 (wrapping arithmetic): a bijective hash."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def row_keys(seed: int, file: int, places: np.ndarray) -> np.ndarray:
+    """Each row's sampling key (int64 in [0, 2⁶³)): a hash of (seed, file, place in file), so
+    the same row gets the same key however the table is cut and wherever it is read."""
+    salt = _mix(np.array([(seed * 0x2545F4914F6CDD1D + file) & _MASK], dtype=np.uint64))
+    state = (np.asarray(places, dtype=np.int64).astype(np.uint64) + np.uint64(1)) * _GOLDEN
+    return (_mix(state ^ salt) >> np.uint64(1)).astype(np.int64)
+
+
+class Sample:
+    """A uniform random sample of at most `size` rows: the rows with the smallest keys (a
+    bottom-k sample), ties broken by the row's place. Two samples merge into the sample of
+    the rows of both, so the result does not depend on how the rows were grouped."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(int(size), 0)
         self.keys: list[np.ndarray] = []
-        self.order: list[np.ndarray] = []
+        self.files: list[np.ndarray] = []
+        self.places: list[np.ndarray] = []
         self.x: list[np.ndarray] = []
         self.y: list[np.ndarray] = []
         self.held = 0
-        self.seen = 0
+        self.limit: int | None = None  # the largest key held once full: larger ones are out
 
-    def offer(self, x: np.ndarray, y: np.ndarray) -> None:
-        keys = self.random.random(x.shape[0])
-        chosen = np.nonzero(keys < self.threshold)[0]
-        if chosen.size:
-            self.keys.append(keys[chosen])
-            self.order.append(self.seen + chosen)
-            self.x.append(x[chosen])
-            self.y.append(y[chosen])
-            self.held += chosen.size
-        self.seen += x.shape[0]
+    def offer(self, keys, file: int, places, x, y, below: int | None = None) -> None:
+        """Rows of one file with their keys; `below` (or the sample's own threshold once it
+        is full) leaves out the rows whose keys are larger."""
+        limit = self.limit if below is None else below
+        if self.limit is not None and below is not None:
+            limit = min(self.limit, below)
+        chosen = np.nonzero(keys <= limit)[0] if limit is not None else np.arange(keys.size)
+        if chosen.size and self.size:
+            self._add(
+                keys[chosen],
+                np.full(chosen.size, file, dtype=np.int64),
+                places[chosen],
+                x[chosen],
+                y[chosen],
+            )
         if self.held > 2 * self.size:
-            self._prune()
+            self.prune()
 
-    def _prune(self) -> None:
-        keys = np.concatenate(self.keys)
-        keep = np.argpartition(keys, self.size - 1)[: self.size] if keys.size > self.size else None
-        if keep is None:
+    def _add(self, keys, files, places, x, y) -> None:
+        self.keys.append(keys)
+        self.files.append(files)
+        self.places.append(places)
+        self.x.append(x)
+        self.y.append(y)
+        self.held += keys.size
+
+    def _joined(self) -> tuple[np.ndarray, ...]:
+        if len(self.keys) != 1:
+            for name in ("keys", "files", "places", "x", "y"):
+                setattr(self, name, [np.concatenate(getattr(self, name))])
+        return self.keys[0], self.files[0], self.places[0], self.x[0], self.y[0]
+
+    def prune(self) -> None:
+        """Keep the `size` rows with the smallest (key, file, place)."""
+        if not self.keys:
             return
-        self.keys = [keys[keep]]
-        self.order = [np.concatenate(self.order)[keep]]
-        self.x = [np.concatenate(self.x)[keep]]
-        self.y = [np.concatenate(self.y)[keep]]
-        self.held = self.size
-        self.threshold = float(self.keys[0].max())
+        keys, files, places, x, y = self._joined()
+        if keys.size > self.size:
+            keep = _bottom(keys, files, places, self.size)
+            self.keys, self.files, self.places = [keys[keep]], [files[keep]], [places[keep]]
+            self.x, self.y = [x[keep]], [y[keep]]
+            self.held = keep.size
+        if self.held >= self.size and self.held:
+            self.limit = int(self.keys[0].max())
 
-    def rows(self, parts: list[Partition]) -> tuple[np.ndarray, np.ndarray]:
-        if not self.x:
-            width = len(parts[0].features) if parts else 0
+    def merge(self, other: Sample, tight: bool = True) -> Sample:
+        """The sample of the rows of both (neither is changed; arrays are shared, never
+        written to). Cut down to `size` rows now when `tight`, else at twice the size."""
+        merged = Sample(max(self.size, other.size))
+        for sample in (self, other):
+            for piece in zip(
+                sample.keys, sample.files, sample.places, sample.x, sample.y, strict=True
+            ):
+                merged._add(*piece)
+        limits = [s.limit for s in (self, other) if s.limit is not None]
+        merged.limit = min(limits) if limits else None
+        if tight or merged.held > 2 * merged.size:
+            merged.prune()
+        return merged
+
+    def rows(self, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the sample, in the table's row order."""
+        if not self.keys:
             return np.zeros((0, width)), np.zeros((0, 1))
-        self._prune()
-        order = np.argsort(np.concatenate(self.order), kind="stable")
-        return np.concatenate(self.x)[order], np.concatenate(self.y)[order]
+        self.prune()
+        _, files, places, x, y = self._joined()
+        order = np.lexsort((places, files))
+        return x[order], y[order]
+
+    def __getstate__(self) -> dict:
+        if self.keys:
+            self._joined()  # one array each: fewer, larger pieces to pickle
+        return self.__dict__
+
+
+def _bottom(keys: np.ndarray, files: np.ndarray, places: np.ndarray, size: int) -> np.ndarray:
+    """The indices of the `size` smallest (key, file, place): linear time, ties by place."""
+    if size <= 0:
+        return np.zeros(0, dtype=np.int64)
+    kth = np.partition(keys, size - 1)[size - 1]
+    below = np.nonzero(keys < kth)[0]
+    tied = np.nonzero(keys == kth)[0]
+    if tied.size > size - below.size:
+        tied = tied[np.lexsort((places[tied], files[tied]))[: size - below.size]]
+    return np.concatenate([below, tied])
 
 
 def _npy_layout(files: list[Path]):

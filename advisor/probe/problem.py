@@ -7,8 +7,12 @@ captured while the script ran. Every field holds what the script does, not what 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from advisor.probe.exact import Moments
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,14 @@ class Loss:
 
 @dataclass
 class Problem:
-    """A linear least-squares regression as a script trains it."""
+    """A linear least-squares regression as a script trains it.
+
+    Data larger than memory (`--data` streamed in one pass) gives a problem that carries the
+    full data's `moments` and `total_rows`, with `features`/`targets` holding a uniform sample
+    of its rows: every full-data quantity (the optimum, the curvature, the loss of any
+    parameters, full-batch training) comes from `full_moments()`, and only the step-by-step
+    replay of mini-batch training runs on the sample.
+    """
 
     features: np.ndarray  # (n, p) float64, as the model sees them (after the script's scaling)
     targets: np.ndarray  # (n, k) float64
@@ -69,10 +80,36 @@ class Problem:
     )
     final_params: tuple[np.ndarray, np.ndarray] | None = None  # --run: weights, bias at the end
     frozen: bool = False  # the gradients are cleared before every update: nothing moves
+    # data larger than memory: the full data's sums (with the bias column, always: the model
+    # without a bias reads a slice) and its number of rows; features/targets are then a sample
+    moments: Moments | None = None
+    total_rows: int | None = None
 
     @property
     def rows(self) -> int:
+        """The full data's rows (the sample's when the rows are all in memory)."""
+        if self.total_rows is not None:
+            return int(self.total_rows)
         return int(self.features.shape[0])
+
+    @property
+    def sample_rows(self) -> int:
+        """Rows held in memory: all of them, or the sample of a streamed problem."""
+        return int(self.features.shape[0])
+
+    @property
+    def sampled(self) -> bool:
+        """Whether `features`/`targets` are a sample of the rows, not all of them."""
+        return self.moments is not None and self.sample_rows < self.rows
+
+    def full_moments(self) -> Moments:
+        """The sums over all rows for this problem's model (with its bias column or not):
+        the streamed ones, or one pass over the rows in memory."""
+        from advisor.probe.exact import Moments
+
+        if self.moments is None:
+            return Moments.accumulate([(self.features, self.targets)], self.bias)
+        return self.moments if self.bias else self.moments.without_bias()
 
     @property
     def width(self) -> int:

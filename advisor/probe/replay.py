@@ -6,6 +6,12 @@ matrix, whose powers give the state after any number of steps at once. Everythin
 (mini-batches, shuffling, Adam and kin) is simulated step by step, vectorised over several
 initialisations, under a time budget; past the budget the rest is extrapolated from the
 measured rate of convergence, and the result says so.
+
+Data streamed from a file larger than memory leaves the full data's sums and a uniform sample
+of its rows: full-batch training (closed form, or step by step on exact gradients) and every
+loss come from the sums; mini-batch training takes the script's steps (its batch size, its
+steps per epoch of the full data) on batches drawn from the sample, one shuffled pass of the
+sample after another, and the result says so.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.probe.exact import Moments, design
+from advisor.probe.exact import design
 from advisor.probe.problem import Optimizer, Problem
 
 INITIALISATIONS = 5  # nn.Linear's random start: the outcome may depend on it
@@ -38,6 +44,9 @@ class Replay:
     diverged: bool
     exact: bool  # closed form: no simulation, no sampling of batch orders
     seconds: float
+    # mini-batch training of a streamed problem: the batches were drawn from this many rows
+    # (a uniform sample of the full data's), not from all of them
+    sample_rows: int | None = None
 
     @property
     def extrapolated(self) -> bool:
@@ -54,17 +63,40 @@ class Evaluator:
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
-        self.moments = Moments.accumulate([(problem.features, problem.targets)], problem.bias)
+        self.moments = problem.full_moments()
+        # streamed with centred sums and a bias: Σr² without the raw sums' cancellation
+        self.centred = (
+            problem.moments is not None and problem.bias and self.moments.scatter is not None
+        )
 
     def loss(self, theta: np.ndarray) -> np.ndarray:
         """theta (..., d, k) -> the script's loss over all rows, (...)."""
         m = self.moments
-        quadratic = np.einsum("...ij,ik,...kj->...", theta, m.gram, theta)
-        linear = np.einsum("...ij,ij->...", theta, m.cross)
-        total = m.target_square.sum() - 2 * linear + quadratic
+        if self.centred:
+            total = self._centred_total(theta)
+        else:
+            quadratic = np.einsum("...ij,ik,...kj->...", theta, m.gram, theta)
+            linear = np.einsum("...ij,ij->...", theta, m.cross)
+            total = m.target_square.sum() - 2 * linear + quadratic
         loss = self.problem.loss
         scale = loss.factor / (m.rows * self.problem.outputs) if loss.mean else loss.factor
         return np.clip(total, 0.0, None) * scale
+
+    def _centred_total(self, theta: np.ndarray) -> np.ndarray:
+        """Σ r² = Syy - 2 wᵀSxy + wᵀSxx w + n Σ_k (ȳ - mᵀw - b)², from the centred sums."""
+        m = self.moments
+        p = m.gram.shape[0] - 1
+        weights, intercept = theta[..., :p, :], theta[..., p, :]
+        scatter = m.scatter
+        quadratic = np.einsum("...ij,ik,...kj->...", weights, scatter[:p, :p], weights)
+        linear = np.einsum("...ij,ij->...", weights, scatter[:p, p:])
+        offset = m.mean[p:] - np.einsum("i,...ij->...j", m.mean[:p], weights) - intercept
+        return (
+            np.trace(scatter[p:, p:])
+            - 2 * linear
+            + quadratic
+            + m.rows * np.sum(offset * offset, axis=-1)
+        )
 
 
 def initial_parameters(problem: Problem, count: int = INITIALISATIONS) -> np.ndarray:
@@ -110,6 +142,7 @@ def replay(
     if optimizer is None or steps is None or steps < 0:
         return None
     theta = initial_parameters(problem) if start is None else start
+    sample_rows = None
     began = time.perf_counter()
     evaluator = Evaluator(problem)
     full_batch = problem.rows_per_step == problem.rows
@@ -129,6 +162,8 @@ def replay(
     else:
         epochs, thetas, simulated = _simulate(problem, optimizer, theta, steps, budget)
         exact = False
+        if problem.sampled and not full_batch:
+            sample_rows = problem.sample_rows
     losses = evaluator.loss(thetas)  # (T, R)
     losses = np.where(np.isfinite(losses), losses, np.inf).T
     diverged = bool(
@@ -150,6 +185,7 @@ def replay(
         diverged=diverged,
         exact=exact,
         seconds=time.perf_counter() - began,
+        sample_rows=sample_rows,
     )
 
 
@@ -188,7 +224,7 @@ def matrix_powers(matrix: np.ndarray, exponents: np.ndarray) -> np.ndarray:
 
 def _closed_form(problem: Problem, optimizer: Optimizer, theta0: np.ndarray, steps: int):
     """Full-batch SGD: (epochs, thetas (T, R, d, k)) at checkpoints, exactly."""
-    moments = Moments.accumulate([(problem.features, problem.targets)], problem.bias)
+    moments = problem.full_moments()  # the Gram matrix and the cross terms only
     c = gradient_scale(problem, problem.rows)
     hessian = c * moments.gram + optimizer.weight_decay * np.eye(moments.gram.shape[0])
     eigenvalues, vectors = np.linalg.eigh(hessian)
@@ -217,11 +253,21 @@ def _checkpoints(steps: int) -> np.ndarray:
 
 # -- simulation -----------------------------------------------------------------------------
 def _simulate(problem: Problem, optimizer: Optimizer, theta0: np.ndarray, steps: int, budget):
-    """Step by step, all initialisations at once: (epochs, thetas (T, R, d, k), steps done)."""
-    a = design(problem.features, problem.bias)
-    y = problem.targets
+    """Step by step, all initialisations at once: (epochs, thetas (T, R, d, k), steps done).
+
+    A streamed problem (the full data's sums and a sample of its rows): on the full batch each
+    step's gradient comes exactly from the sums; with mini-batches each of the script's steps
+    takes its batch (as many rows as the script's batch at that step) from shuffled passes over
+    the sample, the gradient scaled to the script's batch size. With the whole data as the
+    sample, that is the same sequence of batches as the rows in memory give."""
     n, size = problem.rows, problem.rows_per_step
     per_epoch = problem.steps_per_epoch
+    streamed = problem.moments is not None
+    if streamed and size >= n:
+        return _simulate_full_batch(problem, optimizer, theta0, steps, budget)
+    a = design(problem.features, problem.bias)
+    y = problem.targets
+    sample = problem.sample_rows
     rng = np.random.default_rng(0)
     theta = theta0.copy()
     state = _State(theta.shape)
@@ -229,24 +275,65 @@ def _simulate(problem: Problem, optimizer: Optimizer, theta0: np.ndarray, steps:
     epochs, thetas = [0.0], [theta.copy()]
     deadline = time.perf_counter() + budget
     done = 0
-    order = np.arange(n)
+    order = np.arange(sample if streamed else n)
+    cursor = sample  # streamed: a new pass over the sample at the first step
     with np.errstate(all="ignore"):
         while done < steps:
-            if done % per_epoch == 0 and problem.shuffle and size < n:
-                order = rng.permutation(n)
-            at = (done % per_epoch) * size
-            rows = order[at : at + size]
+            if streamed:
+                wanted = min(size, n - (done % per_epoch) * size)  # the script's batch
+                count = max(1, min(wanted, sample))
+                if cursor + count > sample:
+                    order = rng.permutation(sample) if problem.shuffle else np.arange(sample)
+                    cursor = 0
+                rows = order[cursor : cursor + count]
+                cursor += count
+                scale = gradient_scale(problem, wanted) * (wanted / count)
+            else:
+                if done % per_epoch == 0 and problem.shuffle and size < n:
+                    order = rng.permutation(n)
+                at = (done % per_epoch) * size
+                rows = order[at : at + size]
+                scale = gradient_scale(problem, rows.size)
             batch_a, batch_y = a[rows], y[rows]
             if problem.loss.broadcast:
                 batch_y = np.broadcast_to(batch_y.mean(axis=0), batch_y.shape)
             residual = batch_a @ theta - batch_y  # (R, b, k)
-            gradient = gradient_scale(problem, rows.size) * np.einsum(
-                "bi,rbk->rik", batch_a, residual
-            )
+            gradient = scale * np.einsum("bi,rbk->rik", batch_a, residual)
             theta = _update(optimizer, theta, gradient, state)
             done += 1
             if done % record_every == 0 or done == steps:
                 epochs.append(done / per_epoch)
+                thetas.append(theta.copy())
+                if not np.all(np.isfinite(theta)):
+                    break
+                if time.perf_counter() > deadline and done < steps:
+                    break
+    return np.asarray(epochs), np.stack(thetas), done
+
+
+def _simulate_full_batch(problem: Problem, optimizer: Optimizer, theta0, steps: int, budget):
+    """Full-batch training of a streamed problem, step by step on the exact gradient
+    c (AᵀA θ - AᵀY) from the full data's sums (the target's mean for a broadcasting loss)."""
+    moments = problem.full_moments()
+    n = problem.rows
+    c = gradient_scale(problem, n)
+    cross = moments.cross
+    if problem.loss.broadcast:  # Aᵀ(Aθ - 1 ȳᵀ): the column sums of A times the mean target
+        sums = problem.moments.gram[:, -1] if problem.bias else problem.moments.gram[:-1, -1]
+        cross = np.outer(sums, moments.target_sum / n)
+    theta = theta0.copy()
+    state = _State(theta.shape)
+    record_every = max(1, steps // CHECKPOINTS)
+    epochs, thetas = [0.0], [theta.copy()]
+    deadline = time.perf_counter() + budget
+    done = 0
+    with np.errstate(all="ignore"):
+        while done < steps:
+            gradient = c * (np.einsum("ij,rjk->rik", moments.gram, theta) - cross[None])
+            theta = _update(optimizer, theta, gradient, state)
+            done += 1
+            if done % record_every == 0 or done == steps:
+                epochs.append(float(done))
                 thetas.append(theta.copy())
                 if not np.all(np.isfinite(theta)):
                     break

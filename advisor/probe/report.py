@@ -86,6 +86,7 @@ def verdict_json(verdict) -> dict:
             "exact": run.exact,
             "extrapolated": run.extrapolated,
             "diverged": run.diverged,
+            "sample_rows": run.sample_rows,
             "weights": _matrix(np.median(run.weights, axis=0)),
             "bias": _matrix(np.median(run.bias, axis=0)),
             "curve": {
@@ -101,6 +102,23 @@ def verdict_json(verdict) -> dict:
     best = verdict.best
     data["best_fix"] = None if best is None else _fix_json(best)
     return data
+
+
+def sampling_note(verdict) -> str | None:
+    """What a replay of mini-batch training on a streamed file's sample stands for, or None
+    when the replay used every row (or the closed form on the full data's sums)."""
+    run, problem = verdict.replay, verdict.problem
+    if run is None or run.sample_rows is None:
+        return None
+    text = (
+        f"mini-batch training replayed on a uniform sample of {run.sample_rows:,} of "
+        f"{problem.rows:,} rows; the steps are the script's ({problem.steps_per_epoch:,} per "
+        f"epoch, batches of {problem.rows_per_step:,}, {run.steps:,} in all), each batch drawn "
+        f"from the sample, and every loss is over all rows"
+    )
+    if run.extrapolated:
+        text += f"; {run.simulated_steps:,} steps simulated, the rest extrapolated"
+    return text
 
 
 def _fix_json(fix) -> dict:
@@ -182,6 +200,8 @@ def panel(report):
     run = verdict.replay
     if run is not None:
         how = "exact (closed form)" if run.exact else "simulated"
+        if run.sample_rows is not None:
+            how += f" on a uniform sample of {run.sample_rows:,} of {verdict.problem.rows:,} rows"
         if run.extrapolated:
             how += f", {run.simulated_steps} of {run.steps} steps, the rest extrapolated"
         starts = f"{run.final.size} initialisations" if run.final.size > 1 else "the script's start"

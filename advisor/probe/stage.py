@@ -25,6 +25,7 @@ class ProbeOptions:
     budget: float = 1.0  # seconds of replay per setting
     timeout: float = 60.0  # --run: wall clock
     memory_mb: int = 4096  # --run: address space
+    scheduler: str | None = None  # --scheduler: streamed --data's sums on a Dask cluster
 
 
 @dataclass
@@ -166,11 +167,27 @@ def _distinct(found: list) -> list:
     return [r for r in found if best[id(r.loss.node)] is r]
 
 
-def _given_data(options: ProbeOptions):
-    from advisor.probe.datafile import load
+_GIVEN: dict = {}  # the last --data read: every file of a check probes against the same data
 
-    x, y, _ = load(options.data)
-    return x, y
+
+def _given_data(options: ProbeOptions):
+    """`--data`: (features, targets) of a small file, or one streaming pass over a large file
+    or a folder (read once per check, however many scripts use it)."""
+    from advisor.probe.datafile import given
+
+    option = options.data
+    try:
+        stat = Path(option.path).stat()
+        key = (option, options.scheduler, stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _GIVEN:
+        return _GIVEN[key]
+    data = given(option, options.scheduler)
+    if key is not None:
+        _GIVEN.clear()
+        _GIVEN[key] = data
+    return data
 
 
 def _probe_one(path, regression, options, data, runner, static):
@@ -218,6 +235,11 @@ def _judged(path, problem, regression, static, options, runner):
         report = ProbeReport(path, None, "failed", problem.source, f"the probe failed: {error}")
         return report, [], {}
     notes = list(problem.notes)
+    from advisor.probe.report import sampling_note
+
+    sampled = sampling_note(verdict)
+    if sampled is not None:
+        notes.append(sampled)
     if runner is not None and runner.result is not None:
         if runner.result.status != "ok":
             notes.append(runner.result.message)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from advisor.curvature import contraction, figure, round_step, stable_step
-from advisor.probe.exact import Moments, Optimum, solve
+from advisor.probe.exact import Optimum, solve
 from advisor.probe.problem import Loss, Optimizer, Problem
 from advisor.probe.replay import REPLAYABLE, Evaluator, Replay, gradient_scale, replay
 
@@ -74,7 +74,7 @@ class Verdict:
 
 def hessian(problem: Problem, weight_decay: float = 0.0) -> np.ndarray:
     """Expected Hessian of one step's loss (a batch's rows are a share of all rows)."""
-    moments = Moments.accumulate([(problem.features, problem.targets)], problem.bias)
+    moments = problem.full_moments()
     rows = problem.rows_per_step
     scale = gradient_scale(problem, rows) * rows / problem.rows
     return scale * moments.gram + weight_decay * np.eye(moments.gram.shape[0])
@@ -106,6 +106,12 @@ def curvature(problem: Problem) -> Curvature:
 
 def standardized_problem(problem: Problem) -> Problem:
     """Columns with mean 0 and spread 1 (constant ones dropped), and a bias."""
+    if problem.moments is not None:  # streamed: the sums follow algebraically, and the sample
+        mean, spread = problem.moments.column_statistics()
+        keep = spread > 0
+        z = (problem.features[:, keep] - mean[keep]) / spread[keep]
+        moments = problem.moments.standardized(mean, spread, keep)
+        return replace(problem, features=z, moments=moments, bias=True, init="linear", initial=None)
     x = problem.features
     spread = x.std(axis=0)
     keep = spread > 0
@@ -115,10 +121,13 @@ def standardized_problem(problem: Problem) -> Problem:
 
 def _to_original_units(problem: Problem, weights_z: np.ndarray, bias_z: np.ndarray):
     """Weights of the standardised problem as weights on the script's own columns."""
-    x = problem.features
-    spread = x.std(axis=0)
+    if problem.moments is not None:  # the full data's mean and spread, from its sums
+        mean, spread = problem.moments.column_statistics()
+    else:
+        x = problem.features
+        spread = x.std(axis=0)
+        mean = x.mean(axis=0)
     keep = spread > 0
-    mean = x.mean(axis=0)
     weights = np.zeros((problem.width, weights_z.shape[1]))
     weights[keep] = weights_z / spread[keep][:, None]
     bias = bias_z - mean[keep] @ weights[keep]
@@ -272,9 +281,16 @@ def _observed_gap(problem: Problem, run: Replay) -> float | None:
 
 def _mean_loss(problem: Problem) -> float:
     """The loss of the best constant prediction: the scale of what a model can explain."""
-    centred = problem.targets - problem.targets.mean(axis=0)
+    if problem.moments is not None and problem.moments.scatter is not None:  # Σ(y - ȳ)²
+        p = problem.moments.gram.shape[0] - 1
+        total = float(np.trace(problem.moments.scatter[p:, p:]))
+    elif problem.moments is not None:  # Σ(y - ȳ)² = Σy² - (Σy)²/n over all rows
+        m = problem.moments
+        total = float(np.sum(np.clip(m.target_square - m.target_sum**2 / m.rows, 0.0, None)))
+    else:
+        centred = problem.targets - problem.targets.mean(axis=0)
+        total = float(np.sum(centred * centred))
     loss = problem.loss
-    total = float(np.sum(centred * centred))
     return (
         loss.factor * total / (problem.rows * problem.outputs) if loss.mean else loss.factor * total
     )
