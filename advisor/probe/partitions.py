@@ -18,6 +18,7 @@ the file, so the sample is the same whatever the partitioning and the order of t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -350,6 +351,22 @@ def partial(
     """One partition's sums, checks and sample. `file`: the number of the partition's file in
     the table (`file_numbers`), part of each row's sampling key. `below`: keep only rows whose
     key is at most this (rows known to fall outside the whole table's sample)."""
+    with _one_blas_thread():
+        return _partial(part, file, sample_rows, seed, below)
+
+
+def _one_blas_thread():
+    """BLAS on one thread while blocks are summed: the products are small (a block of 2048
+    rows), and OpenBLAS's threads cost more than they bring there (measured: 8.9 s against
+    1.35 s for 2e6 x 100 rows on 2 cores). Without threadpoolctl, BLAS keeps its own."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _partial(part: Partition, file: int, sample_rows: int, seed: int, below: int | None):
     total: Moments | None = None
     nonfinite, largest = 0, 0.0
     sample = Sample(sample_rows)
