@@ -457,3 +457,69 @@ def test_json_output_is_strict_for_a_diverging_script() -> None:
     assert report["status"] == "diverged"
     by_id = {f["id"]: f for f in document["findings"]}
     assert by_id["LRA501"]["evidence"]["final_loss"] is None  # inf in the replay: null here
+
+
+DATA_SCRIPT = """
+import torch
+X, y = load()
+model = torch.nn.Linear(3, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.05)
+for epoch in range(200):
+    opt.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(X), y)
+    loss.backward()
+    opt.step()
+"""
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("float16 table", None),
+        ("float32 table", None),
+        ("float64 table", None),
+        ("flat target", None),
+        ("column target", None),
+        ("two targets", "the model gives 1 output, the data has 2 targets"),
+        ("target as a row", "the targets (1, 60) and the data (60, 3) have different numbers"),
+        ("a NaN cell", "the data holds NaN or inf"),
+    ],
+)
+def test_data_of_every_dtype_and_target_shape(tmp_path: Path, case: str, expected) -> None:
+    """--data in any float width and target shape: the lstsq answer, or a one-line reason,
+    never a crash or another regression than the script's (one output)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(60, 3))
+    y = x @ [1.0, -2.0, 0.5] + 0.3 + 0.01 * rng.normal(size=60)
+    script = tmp_path / "train.py"
+    script.write_text(DATA_SCRIPT)
+    if case.endswith("table"):
+        data = tmp_path / "d.npy"
+        np.save(data, np.column_stack([x, y]).astype(case.split()[0]))
+    elif case == "a NaN cell":
+        data = tmp_path / "d.npy"
+        x[7, 2] = np.nan
+        np.save(data, np.column_stack([x, y]))
+    else:
+        target = {
+            "flat target": y,
+            "column target": y[:, None],
+            "two targets": np.column_stack([y, -y]),
+            "target as a row": y[None, :],
+        }[case]
+        data = tmp_path / "d.npz"
+        np.savez(data, X=x, y=target)
+    done = run_cli("--format", "json", "--data", str(data), str(script))
+    assert "Traceback" not in done.stderr and done.returncode in (0, 1), done.stderr
+    (report,) = json.loads(done.stdout)["probe"]
+    if expected is not None:
+        assert report["status"] == "failed" and expected in report["summary"], report
+        assert str(data.name) in report["summary"]
+        return
+    stored = np.load(data).astype(float) if data.suffix == ".npy" else None
+    rows = stored if stored is not None else np.column_stack([x, y])
+    design_ = np.column_stack([rows[:, :3], np.ones(60)])
+    reference = np.linalg.lstsq(design_, rows[:, 3], rcond=None)[0]
+    weights = np.ravel(report["optimum"]["weights"])
+    np.testing.assert_allclose(weights, reference[:3], rtol=1e-6, atol=1e-9)
+    assert report["status"] == "converged"

@@ -100,10 +100,15 @@ def from_regression(regression: Regression, data=None) -> Acquired:
         return Acquired(None, "the data has no rows")  # `torch.randn(0, 2)`
     x = x[:, None] if x.ndim == 1 else x.reshape(x.shape[0], -1)
     if y.shape[0] != x.shape[0]:
-        return Acquired(None, "the targets and the data have different numbers of rows")
+        return Acquired(
+            None,
+            f"the targets {tuple(y.shape)} and the data {tuple(x.shape)} have different numbers "
+            f"of rows",
+        )
     y = y.reshape(y.shape[0], -1)
-    if model.inputs is not None and x.shape[1] != model.inputs:
-        return Acquired(None, f"the model takes {model.inputs} columns, the data has {x.shape[1]}")
+    mismatch = _widths(model, x, y)
+    if mismatch:
+        return Acquired(None, mismatch)
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         return Acquired(None, "the data holds NaN or inf")
     largest = max(np.abs(x).max(initial=0.0), np.abs(y).max(initial=0.0))
@@ -112,14 +117,26 @@ def from_regression(regression: Regression, data=None) -> Acquired:
     return Acquired(_problem(regression, x, y, data, notes, source))
 
 
+def _widths(model, x: np.ndarray, y: np.ndarray) -> str | None:
+    """Why the model cannot be fitted to these columns, if it cannot: the probe would
+    otherwise solve another regression than the script trains."""
+    if model.inputs is not None and x.shape[1] != model.inputs:
+        return f"the model takes {model.inputs} columns, the data has {x.shape[1]}"
+    if model.outputs is not None and y.shape[1] != model.outputs:
+        plural = "s" if model.outputs != 1 else ""
+        return f"the model gives {model.outputs} output{plural}, the data has {y.shape[1]} targets"
+    return None
+
+
 def _from_streamed(regression: Regression, streamed, x, y, notes: list[str]) -> Acquired:
     """The checks of the rows in memory, on what the streaming pass counted over all rows."""
     model = regression.model
     rows = int(streamed.rows)
     if rows == 0 or x.ndim != 2 or y.ndim != 2:
         return Acquired(None, "the data has no rows")
-    if model.inputs is not None and x.shape[1] != model.inputs:
-        return Acquired(None, f"the model takes {model.inputs} columns, the data has {x.shape[1]}")
+    mismatch = _widths(model, x, y)
+    if mismatch:
+        return Acquired(None, mismatch)
     if streamed.nonfinite:
         return Acquired(None, f"the data holds NaN or inf ({streamed.nonfinite:,} cells)")
     largest = float(streamed.largest)

@@ -203,6 +203,9 @@ def _probe_one(path, regression, options, data, runner, static):
     captured = runner.problem() if runner.runnable and data is None else None
     if captured is not None and (problem is None or "synthetic" in " ".join(problem.notes)):
         problem = captured
+    if problem is None and data is not None:  # the user's data, which does not fit the script
+        why = f"not probed: --data {options.data.path}: {acquired.missing}"
+        return ProbeReport(path, None, "failed", "data file", why), [], {}
     if problem is None and not runner.runnable:
         hint = "; give it with --data FILE --target COL, or allow --run" if not options.run else ""
         report = ProbeReport(path, None, "no data", None, f"not probed: {acquired.missing}{hint}")
