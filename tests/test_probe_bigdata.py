@@ -394,7 +394,7 @@ def test_bad_large_files_get_one_line(tmp_path: Path, monkeypatch) -> None:
         env={**os.environ, "LR_ADVISOR_STREAM_BYTES": "1"},
     )
     (report,) = json.loads(done.stdout)["probe"]
-    assert report["status"] == "no data" and "NaN or inf (2 cells)" in report["summary"]
+    assert report["status"] == "failed" and "NaN or inf (2 cells)" in report["summary"]
 
 
 # -- memory ---------------------------------------------------------------------------------
