@@ -32,7 +32,7 @@ SKIPPED_DIRS = frozenset(
         ".mypy_cache",
         ".ruff_cache",
         ".pytest_cache",
-        ".lr-advisor-cache",
+        ".lr_advisor_cache",
         "site-packages",
         "__pypackages__",
         ".ipynb_checkpoints",

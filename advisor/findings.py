@@ -19,23 +19,42 @@ LIKELY = "likely"
 
 @dataclass(frozen=True)
 class Edit:
-    """Replace the text between two 1-based positions (end exclusive)."""
+    """Replace the text between two 1-based positions (end exclusive). In a notebook the
+    positions are within one code cell (`cell`, 1-based among the code cells), like a
+    finding's."""
 
     line: int
     column: int
     end_line: int
     end_column: int
     content: str
+    cell: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.cell is None:
+            del data["cell"]
+        return data
 
 
 @dataclass(frozen=True)
 class NodeEdit:
-    """An edit as a rule sees it: a syntax node to replace, or a statement to insert on a new
-    line before the node's line (at its indentation). The runner turns it into an `Edit`."""
+    """An edit as a rule sees it; the runner turns it into an `Edit`. Three kinds:
+
+    - replace: the text of `node` becomes `content`;
+    - `insert_before`: `content` (one or more lines, without indentation) goes on new lines
+      before the statement `node` (above its own comment lines), at its indentation;
+    - `lines`: the whole lines of the statements `node` through `end_node` (default: `node`
+      alone), trailing comments included, become `content` (lines without the block's
+      indentation, which the runner adds; empty content deletes them). The comment lines
+      above `node` stay where they are.
+    """
 
     node: cst.CSTNode
     content: str
     insert_before: bool = False
+    lines: bool = False
+    end_node: cst.CSTNode | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,7 @@ class Fix:
         return {
             "description": self.description,
             "applicability": self.applicability,
-            "edits": [asdict(edit) for edit in self.edits],
+            "edits": [edit.to_json() for edit in self.edits],
         }
 
 

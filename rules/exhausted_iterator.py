@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
+import libcst as cst
+
+from advisor.autofix import fix_or_hint, placements, statement_code
 from advisor.facts import values as v
 from advisor.facts.hyperparameters import constant
-from advisor.facts.model import Binding, Expr, FileFacts, Loop, Scope
-from advisor.findings import Diagnostic, Fix
+from advisor.facts.model import Binding, Expr, FileFacts, Loop, Scope, Stmt
+from advisor.findings import Diagnostic, Fix, NodeEdit
 from advisor.rule import ERROR, Rule
 
 
@@ -97,7 +101,9 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
                 continue
             value = _one_shot(facts, bindings, where)
             if value is not None:
-                yield _diagnostic(loop, name, value, outer)
+                use = _only_name(loop.node.iter, name)
+                fix = fix_or_hint(_hint(name), _recreate, facts, name, bindings, use, loop, outer)
+                yield _diagnostic(loop, name, value, outer, fix)
             continue
         if not epochs and all(b.kind == "param" for b in bindings) and loop.scope.function:
             yield from _through_parameter(facts, loop, name)
@@ -124,11 +130,17 @@ def _through_parameter(facts: FileFacts, loop: Loop, name: str) -> Iterator[Diag
             continue
         value = _one_shot(facts, bindings, where)
         if value is not None:
-            yield _diagnostic(loop, arg.text, value, epochs[0])
+            use = arg.node if site.loops[-1] is epochs[0] else None
+            fix = fix_or_hint(
+                _hint(arg.text), _recreate, facts, arg.text, bindings, use, loop, epochs[0]
+            )
+            yield _diagnostic(loop, arg.text, value, epochs[0], fix)
             return
 
 
-def _diagnostic(loop: Loop, name: str, value: v.Value, outer: Loop) -> Diagnostic:
+def _diagnostic(
+    loop: Loop, name: str, value: v.Value, outer: Loop, fix: Fix | None = None
+) -> Diagnostic:
     what = value.detail or "iterator"
     if what not in (
         "generator expression",
@@ -146,8 +158,214 @@ def _diagnostic(loop: Loop, name: str, value: v.Value, outer: Loop) -> Diagnosti
         loop.iter.node if loop.iter is not None else loop.node,
         f"`{name}` is a {what} created once, outside the enclosing loop: it is exhausted "
         "after the first pass, so every later pass sees no data",
-        fix=Fix(f"create `{name}` anew inside the outer loop, or use a list or a DataLoader"),
+        fix=fix or _hint(name),
     )
+
+
+def _hint(name: str) -> Fix:
+    return Fix(f"create `{name}` anew inside the outer loop, or use a list or a DataLoader")
+
+
+# -- the fix: the creating expression where the iterator is consumed --------------------------
+
+# Builtins that build a lazy iterator from their arguments, doing nothing else.
+_LAZY_BUILTINS = frozenset({"iter", "zip", "map", "filter", "enumerate", "reversed"})
+# Tensor methods that split without copying or side effects.
+_SPLITTING_METHODS = frozenset({"split", "chunk", "unbind"})
+
+
+def _only_name(node: cst.CSTNode | None, name: str) -> cst.Name | None:
+    """The one `Name` node spelling `name` inside `node` (None if there are none or several)."""
+    if node is None:
+        return None
+    found = [n for n in _names(node) if n.value == name]
+    return found[0] if len(found) == 1 else None
+
+
+def _names(node: cst.CSTNode) -> Iterator[cst.Name]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            yield current
+        stack.extend(current.children)
+
+
+def _recreate(
+    facts: FileFacts,
+    name: str,
+    bindings: list[Binding],
+    use: cst.CSTNode | None,
+    consumer: Loop,
+    outer: Loop,
+) -> Fix:
+    """Replace the one use of `name` inside the epoch loop by the expression that created it
+    (`for xb, yb in data_iter(bs, X, y):`) and delete the creation, so a fresh iterator is
+    made in every epoch and the name is gone.
+
+    Only when that keeps the program's meaning: the name is bound once, by `name = <expr>`,
+    in the block that holds the epoch loop, and spelt nowhere else in the file; the epoch loop
+    directly holds the use; the consuming loop never leaves early (`break`, `return`, ...: it
+    may take a batch at a time on purpose); and evaluating the expression later and once per
+    epoch does the same as before: lazy builtins, generator functions of this file,
+    DataLoader, tensor splits and generator expressions over names that nothing rebinds after
+    the creation. Otherwise a hint.
+    """
+    hint = _hint(name)
+    if use is None or len(bindings) != 1 or bindings[0].kind != "assign":
+        return hint
+    creation = bindings[0].stmt
+    if creation is None or not isinstance(creation.node, cst.Assign):
+        return hint
+    assign = creation.node
+    if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
+        return hint
+    where = placements(facts)
+    made = where.get(id(assign))
+    epoch = where.get(id(outer.node))
+    if made is None or epoch is None or not made.on_own_lines:
+        return hint
+    if epoch.block is not made.block or epoch.index <= made.index:
+        return hint
+    if consumer.loops[-1:] != (outer,) and consumer.scope is outer.scope:
+        return hint  # another loop between the epoch loop and the consuming one
+    if _leaves_early(consumer.node.body):
+        return hint
+    if _spelt(facts, name) != 2 and _name_nodes(facts, name) != 2:
+        return hint  # used elsewhere (next(it), a second loop, a closure)
+    value = assign.value
+    code = statement_code(facts, value)
+    if "\n" in code or not _lazy(facts, value, creation):
+        return hint
+    comment = made.statement.trailing_whitespace.comment
+    return Fix(
+        f"create the iterator in every epoch: iterate `{code}` itself and drop `{name}`",
+        "safe",
+        node_edits=(
+            NodeEdit(use, code),
+            NodeEdit(made.statement, comment.value if comment else "", lines=True),
+        ),
+    )
+
+
+def _leaves_early(node: cst.CSTNode) -> bool:
+    """A `break` of this loop, or a `return`, `yield` or `raise` anywhere in its body."""
+    stack = [(node, False)]
+    while stack:
+        current, nested = stack.pop()
+        if isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(current, (cst.Return, cst.Raise, cst.Yield)):
+            return True
+        if isinstance(current, cst.Break) and not nested:
+            return True
+        inner = nested or isinstance(current, (cst.For, cst.While))
+        stack.extend((child, inner) for child in current.children)
+    return False
+
+
+def _lazy(facts: FileFacts, node: cst.BaseExpression, creation: Stmt) -> bool:
+    """Evaluating `node` later, once per epoch, does what evaluating it once did."""
+    reads: list[str] = []
+    if not _lazy_expression(facts, node, creation, reads):
+        return False
+    if facts.dynamic_names or facts.star_imports:
+        return False
+    return all(_stable(facts, read, creation) for read in reads)
+
+
+def _lazy_expression(facts: FileFacts, node, creation: Stmt, reads: list[str]) -> bool:
+    if isinstance(node, cst.GeneratorExp):  # only the first iterable is evaluated at once
+        return node.for_in.asynchronous is None and _operand(
+            facts, node.for_in.iter, creation, reads
+        )
+    if not isinstance(node, cst.Call):
+        return False
+    if any(arg.star for arg in node.args):
+        return False
+    func = node.func
+    if isinstance(func, cst.Name):
+        function = v.find_function(facts, func.value, creation.scope)
+        bindings, _ = v.lookup(facts, func.value, creation.scope)
+        if function is not None:
+            if not function.is_generator or function.is_method:
+                return False
+        elif (bindings or func.value not in _LAZY_BUILTINS) and facts.qualify(
+            func.value
+        ) != "torch.utils.data.DataLoader":
+            return False
+        reads.append(func.value)
+    elif isinstance(func, cst.Attribute):
+        text = statement_code(facts, func)
+        if func.attr.value in _SPLITTING_METHODS:
+            if not _operand(facts, func.value, creation, reads):
+                return False
+        elif facts.qualify(text) == "torch.utils.data.DataLoader":
+            reads.append(text.split(".", 1)[0])
+        else:
+            return False
+    else:
+        return False
+    return all(_operand(facts, arg.value, creation, reads) for arg in node.args)
+
+
+def _operand(facts: FileFacts, node, creation: Stmt, reads: list[str]) -> bool:
+    """Names, attributes of names, constants, and the lazy expressions above."""
+    if isinstance(node, cst.Name):
+        reads.append(node.value)
+        return True
+    if isinstance(node, cst.Attribute):
+        return _operand(facts, node.value, creation, reads)
+    if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString)):
+        return True
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        return isinstance(node.expression, (cst.Integer, cst.Float))
+    return _lazy_expression(facts, node, creation, reads)
+
+
+def _stable(facts: FileFacts, name: str, creation: Stmt) -> bool:
+    """Nothing binds or deletes `name` after the creation (where the expression reads it)."""
+    if name in ("True", "False", "None"):
+        return True
+    bindings, where = v.lookup(facts, name, creation.scope)
+    if any(b.order > creation.order for b in bindings):
+        return False
+    if where is facts.scope and any(
+        name in scope.globals for scope in facts.scopes() if scope is not facts.scope
+    ):
+        return False
+    if any(s.op == "del" and name in s.targets for s in facts.stmts if s.order > creation.order):
+        return False
+    return not _spelt(facts, name, walrus=True)
+
+
+class _NameCounter(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.counts[node.value] = self.counts.get(node.value, 0) + 1
+
+
+def _name_nodes(facts: FileFacts, name: str) -> int:
+    """How many `Name` nodes spell `name` (a walk of the file, once: where the text alone,
+    comments and strings included, mentions the name more than twice)."""
+    counts = facts.memo.get("exhausted-iterator.names")
+    if counts is None:
+        counter = _NameCounter()
+        facts.module.visit(counter)
+        counts = facts.memo["exhausted-iterator.names"] = counter.counts
+    return counts.get(name, 0)
+
+
+def _spelt(facts: FileFacts, name: str, walrus: bool = False) -> int:
+    """How many times `name` is spelt as a word anywhere in the file, strings and comments
+    included (at least as often as it is used); with `walrus`, how often `name :=` is."""
+    code = facts.memo.get("exhausted-iterator.code")
+    if code is None:  # one code generation (cheaper than a visitor walk), once per file
+        code = facts.memo["exhausted-iterator.code"] = facts.module.code
+    pattern = rf"(?<!\w){re.escape(name)}(?!\w)" + (r"\s*:=" if walrus else "")
+    return len(re.findall(pattern, code))
 
 
 RULE = Rule(
@@ -162,6 +380,13 @@ epoch loop, to a one-shot iterator: the result of a generator function, `iter(..
 expression. It follows the name into helpers called from the epoch loop. DataLoaders, lists,
 tuples, tensors, `range` and datasets can be iterated again and are fine, as is an iterator
 re-created inside the epoch loop.
+
+`--fix` puts the creating expression where the name is iterated (`for X, y in
+data_iter(...)`) and deletes the creation, when the name is used nowhere else and making the
+iterator anew in every epoch changes nothing else: `iter()`, `zip()`, `map()` and the like,
+generator functions of the file, DataLoader, tensor splits or generator expressions, over
+names that nothing rebinds later, consumed by a loop that never stops early. Otherwise, and
+for an iterator kept on `self`, the hint stays.
 """,
     why_bad="""
 A generator runs once. The first epoch consumes it; every later epoch's inner loop runs zero

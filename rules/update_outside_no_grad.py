@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import libcst as cst
+
+from advisor.autofix import (
+    block_indent,
+    fix_or_hint,
+    multiline_string,
+    placements,
+    statement_code,
+    stmts_by_node,
+)
+from advisor.facts import values as v
 from advisor.facts.flow import loop_occurrences
 from advisor.facts.model import Call, Event, EventKind, FileFacts, Loop, Stmt
 from advisor.facts.training import protected_by_no_grad
-from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
+from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix, NodeEdit
 from advisor.rule import ERROR, Rule
 
 _RELEAF_METHODS = frozenset({"requires_grad_", "retain_grad", "detach_"})
@@ -95,8 +106,101 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
                 "raises 'a leaf Variable that requires grad is being used in an in-place "
                 "operation'",
                 confidence=CERTAIN if protected is False else LIKELY,
-                fix=Fix("wrap the update in `with torch.no_grad():` (or update `.data`)"),
+                fix=fix_or_hint(Fix(_HINT), _wrap, facts, stmt),
             )
+
+
+_HINT = "wrap the update in `with torch.no_grad():` (or update `.data`)"
+_CLEARS = frozenset({"tensor", "assign", "zero_grad"})
+
+
+def _own_grad_update(stmt: Stmt) -> bool:
+    """A statement that is one in-place update of a tensor by its own gradient."""
+    if stmt.no_grad or len(stmt.events) != 1:
+        return False
+    event = stmt.events[0]
+    if event.kind is not EventKind.UPDATE or event.how not in ("inplace", "method"):
+        return False
+    value = event.value
+    return value is not None and (
+        event.target in value.grad_of or _loop_variable(stmt, event.target) is not None
+    )
+
+
+def _clearing(stmt: Stmt) -> bool:
+    """`p.grad.zero_()`, `p.grad = None`, `opt.zero_grad()` as a statement of its own."""
+    return bool(stmt.events) and all(
+        e.kind is EventKind.ZERO and e.how in _CLEARS and e.clears for e in stmt.events
+    )
+
+
+def _kind(facts: FileFacts, line: cst.CSTNode) -> str | None:
+    if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+        return None
+    stmt = stmts_by_node(facts).get(id(line.body[0]))
+    if stmt is None:
+        return None
+    if _own_grad_update(stmt):
+        return "update"
+    return "clear" if _clearing(stmt) else None
+
+
+def torch_alias(facts: FileFacts, stmt: Stmt) -> str | None:
+    """The name under which the file imported torch itself (`import torch as T`), visible at
+    the statement; None when only `from torch import ...` or nothing is there."""
+    names = sorted(n for n, q in facts.imports.items() if q == "torch")
+    for name in sorted(names, key=lambda n: n != "torch"):
+        bindings, where = v.lookup(facts, name, stmt.scope)
+        if not bindings or any(b.kind != "import" for b in bindings):
+            continue
+        if where is stmt.scope and not any(b.order < stmt.order for b in bindings):
+            continue  # imported only after this statement
+        return name
+    return None
+
+
+def _wrap(facts: FileFacts, stmt: Stmt) -> Fix:
+    """`with torch.no_grad():` around the run of update statements this one belongs to (with
+    the gradient clearings between and after them), with the file's alias of torch and its
+    indentation. A hint where the update is not a statement of its own line, torch is not
+    imported as a module, or the statements hold a string across lines."""
+    hint = Fix(_HINT)
+    placement = placements(facts).get(id(stmt.node))
+    if placement is None or not placement.on_own_lines or not _own_grad_update(stmt):
+        return hint
+    if not isinstance(placement.statement, cst.SimpleStatementLine):
+        return hint
+    alias = torch_alias(facts, stmt)
+    if alias is None:
+        return hint
+    body = placement.body
+    first = last = placement.index
+    while first > 0 and _kind(facts, body[first - 1]) is not None:
+        first -= 1
+    while last + 1 < len(body) and _kind(facts, body[last + 1]) is not None:
+        last += 1
+    while _kind(facts, body[first]) != "update":  # a clearing before the updates is not theirs
+        first += 1
+    lines = [statement_code(facts, body[first])]
+    lines += [statement_code(facts, line, leading=True) for line in body[first + 1 : last + 1]]
+    code = "\n".join(lines)
+    if multiline_string(code):
+        return hint
+    indent = block_indent(facts, placement)
+    inner = "".join(
+        f"{indent}{part}" if part.strip() else part for part in code.splitlines(keepends=True)
+    )
+    count = sum(_kind(facts, line) == "update" for line in body[first : last + 1])
+    what = "the update" if count == 1 else f"the {count} updates"
+    return Fix(
+        f"run {what} under `with {alias}.no_grad():`",
+        "safe",
+        node_edits=(
+            NodeEdit(
+                body[first], f"with {alias}.no_grad():\n{inner}", lines=True, end_node=body[last]
+            ),
+        ),
+    )
 
 
 RULE = Rule(
@@ -111,6 +215,11 @@ recording, and a rebinding `w = w - lr * w.grad` inside a training loop, which r
 leaf by a computed tensor. Updates through `.data`, inside `torch.no_grad()` or
 `torch.inference_mode()`, in a helper decorated with `@torch.no_grad()` or called only under
 it, and rebindings that make a new leaf (`.detach().requires_grad_()`) are fine.
+
+`--fix` wraps the in-place updates, and the gradient clearings right after them, in
+`with torch.no_grad():`, spelt with the file's own alias of torch (`import torch as T`:
+`T.no_grad()`) and indented in the file's style. A rebinding, or a file that imports only
+names from torch (`from torch import ...`), keeps the hint.
 """,
     why_bad="""
 The in-place form fails at run time with "a leaf Variable that requires grad is being used in
@@ -131,7 +240,7 @@ for epoch in range(100):
     loss.backward()
     with torch.no_grad():
         w -= lr * w.grad
-    w.grad.zero_()
+        w.grad.zero_()
 """,
     confirms="The probe runs one update as written and reports the autograd error or the "
     "`None` gradient it produces.",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import libcst as cst
+
+from advisor.autofix import fix_or_hint, placements, statement_code, stmts_by_node
 from advisor.facts import values as v
-from advisor.facts.flow import Occurrence, occurrences
+from advisor.facts.flow import Occurrence, occurrences, over_parameters
 from advisor.facts.model import EventKind, FileFacts
 from advisor.facts.training import (
     is_update,
@@ -13,7 +16,7 @@ from advisor.facts.training import (
     optimizer_tensors,
     stepped_optimizer,
 )
-from advisor.findings import Diagnostic, Fix
+from advisor.findings import Diagnostic, Fix, NodeEdit
 from advisor.rule import ERROR, Rule
 
 
@@ -83,8 +86,119 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
                 zero.event.node,
                 f"gradients are cleared after backward() and before {what}, "
                 "so the update uses zeros and the parameters do not move",
-                fix=Fix("clear the gradients after the update (or before backward()), not between"),
+                fix=fix_or_hint(Fix(_HINT), _fix, facts, events, backward, zero, update),
             )
+
+
+_HINT = "clear the gradients after the update (or before backward()), not between"
+_TRAINING = (EventKind.BACKWARD, EventKind.ZERO, EventKind.STEP, EventKind.UPDATE)
+
+
+def _fix(
+    facts: FileFacts,
+    events: list[Occurrence],
+    backward: Occurrence,
+    zero: Occurrence,
+    update: Occurrence,
+) -> Fix:
+    """Move the clearing statement to before the forward pass that leads to backward().
+
+    Only where that is unambiguous: the clearing is a statement of its own (`zero_grad()`, or
+    `p.grad = None`; not `p.grad.zero_()`, which fails while `.grad` is still None) in the
+    same block as the backward() statement and the update, which runs unconditionally after
+    it; no other training event comes between backward() and the update, and the iteration
+    runs no other backward() and no clearing before this backward(). Otherwise a hint.
+    """
+    hint = Fix(_HINT)
+    event = zero.event
+    if backward.via or zero.via or update.via or not event.clears:
+        return hint
+    if event.how not in ("zero_grad", "assign"):
+        return hint
+    where = placements(facts)
+    cleared = where.get(id(zero.origin.node))
+    computed = where.get(id(backward.origin.node))
+    if cleared is None or computed is None or not cleared.on_own_lines:
+        return hint
+    line = cleared.statement
+    small = line.body[0] if isinstance(line, cst.SimpleStatementLine) else None
+    if small is not zero.origin.node:
+        return hint
+    if event.how == "zero_grad" and not (isinstance(small, cst.Expr) and small.value is event.node):
+        return hint  # `x = opt.zero_grad()`: keep it simple
+    if event.how == "assign" and len(getattr(small, "targets", ())) != 1:
+        return hint
+    if computed.block is not cleared.block or computed.index >= cleared.index:
+        return hint
+    if not isinstance(computed.statement, cst.SimpleStatementLine):
+        return hint
+    if _unconditional_index(facts, where, update, cleared) is None:
+        return hint
+    between = events[backward.index + 1 : update.index]
+    if any(o is not zero and o.kind in _TRAINING for o in between):
+        return hint
+    depth = len(backward.loops)
+    before = [o for o in events[: backward.index] if o.loops[:depth] == backward.loops]
+    if any(o.kind in (EventKind.ZERO, EventKind.BACKWARD) for o in before):
+        # cleared before backward() already (only removing it would do), or another
+        # backward() earlier in the iteration whose gradients the step may be meant to use
+        return hint
+    target = _forward_start(facts, computed, backward)
+    code = statement_code(facts, line)
+    return Fix(
+        f"clear the gradients before backward(), not between it and the update: move "
+        f"`{statement_code(facts, small)}` before the forward pass",
+        "safe",
+        node_edits=(
+            NodeEdit(computed.body[target], code, insert_before=True),
+            NodeEdit(line, "", lines=True),
+        ),
+    )
+
+
+def _unconditional_index(facts: FileFacts, where, update: Occurrence, cleared) -> int | None:
+    """The index in the clearing's block of the statement that runs the update, when it
+    comes after the clearing and always runs the update (directly, in a `with`, or in a loop
+    over the parameters)."""
+    placement = where.get(id(update.origin.node))
+    while placement is not None and placement.block is not cleared.block:
+        enclosing = placement.enclosing
+        if not isinstance(enclosing, (cst.With, cst.For)):
+            return None
+        if isinstance(enclosing, cst.For) and not any(
+            loop.node is enclosing and over_parameters(loop) for loop in facts.loops
+        ):
+            return None
+        placement = where.get(id(enclosing))
+    if placement is None or placement.index <= cleared.index:
+        return None
+    return placement.index
+
+
+def _forward_start(facts: FileFacts, computed, backward: Occurrence) -> int:
+    """The first of the statements just before backward() that compute its loss: `out =
+    model(x)`, `loss = criterion(out, y)`. Only plain assignments to names that feed the loss,
+    without events and without any mention of gradients, are crossed."""
+    stmts = stmts_by_node(facts)
+    value = backward.event.value
+    needed = set(value.names) if value is not None else set()
+    index = computed.index
+    body = computed.body
+    while index > 0 and needed:
+        line = body[index - 1]
+        if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+            break
+        small = line.body[0]
+        stmt = stmts.get(id(small))
+        if not isinstance(small, (cst.Assign, cst.AnnAssign)) or stmt is None or stmt.value is None:
+            break
+        if stmt.events or any("." in t for t in stmt.targets) or not set(stmt.targets) & needed:
+            break
+        if "grad" in statement_code(facts, small):
+            break
+        needed |= set(stmt.value.names)
+        index -= 1
+    return index
 
 
 RULE = Rule(
@@ -97,18 +211,36 @@ Follows the order of events in each function and loop iteration, into helpers of
 file, and finds a clearing of the gradients (`optimizer.zero_grad()`, `model.zero_grad()`,
 `w.grad.zero_()`, `w.grad = None`) that always runs after `backward()` and before the
 optimizer step or manual update that was meant to use those gradients.
+
+`--fix` moves a misplaced `zero_grad()` (or `p.grad = None`) statement, with its trailing
+comment, to just before the statements that compute the loss, when the clearing, backward()
+and the update are statements of one block and the update always runs. A `p.grad.zero_()`
+(which fails while `.grad` is still None), a step under a condition (accumulation?) or a
+clearing inside a helper stay hints: move the clearing after the update yourself.
 """,
     why_bad="""
 The step then reads zeros (or `None`): the parameters do not move at all, or only momentum
 moves them. The loss stays flat, and nothing raises an error.
 """,
     example="""
+for xb, yb in loader:
+    loss = loss_fn(model(xb), yb)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+
 loss.backward()
 w.grad.zero_()
 with torch.no_grad():
     w -= lr * w.grad
 """,
     use_instead="""
+for xb, yb in loader:
+    optimizer.zero_grad()
+    loss = loss_fn(model(xb), yb)
+    loss.backward()
+    optimizer.step()
+
 loss.backward()
 with torch.no_grad():
     w -= lr * w.grad

@@ -15,6 +15,7 @@ from toy_rules import TOY_RULES
 
 import rules
 from advisor import __version__
+from advisor import cache as cache_module
 from advisor.cli import main
 
 COMMAND = Path(sys.executable).parent / "lr-advisor"
@@ -321,7 +322,7 @@ def test_python_dash_m_advisor(project: Path) -> None:
 
 def test_cache_makes_the_second_run_agree(project: Path) -> None:
     first = lint(project, "--static", "--format", "json", ".")
-    assert (project / ".lr-advisor-cache").is_dir()
+    assert (project / cache_module.CACHE_DIR).is_dir()
     second = lint(project, "--static", "--format", "json", ".")
     assert first.stdout == second.stdout
 

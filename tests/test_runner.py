@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from toy_rules import BACKWARD, CRASH, FOREIGN, STEP, TOY_RULES
 
+from advisor import cache as cache_module
 from advisor.runner import RunOptions, check_bytes, check_paths, check_source, node_positions
 
 SCRIPT = """\
@@ -131,7 +132,7 @@ def test_cache_serves_unchanged_files_and_rechecks_changed_ones(
     monkeypatch.chdir(tmp_path)
     first = check_paths([str(tree)], options(use_cache=True))
     assert (first.cached, first.parsed) == (0, 5)
-    assert (tmp_path / ".lr-advisor-cache").is_dir()
+    assert (tmp_path / cache_module.CACHE_DIR).is_dir()
     second = check_paths([str(tree)], options(use_cache=True))
     assert (second.cached, second.parsed) == (5, 0)
     assert _summary(second) == _summary(first)
@@ -149,7 +150,7 @@ def test_cache_serves_unchanged_files_and_rechecks_changed_ones(
 
 def test_an_unwritable_cache_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "t.py").write_text(SCRIPT)
-    (tmp_path / ".lr-advisor-cache").write_text("a file where the folder should be")
+    (tmp_path / cache_module.CACHE_DIR).write_text("a file where the folder should be")
     monkeypatch.chdir(tmp_path)
     result = check_paths(["t.py"], options(use_cache=True))
     assert len(result.findings) == 2 and not result.errors
@@ -159,7 +160,7 @@ def test_a_corrupt_cache_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "t.py").write_text(SCRIPT)
     monkeypatch.chdir(tmp_path)
     check_paths(["t.py"], options(use_cache=True))
-    cache_file = next((tmp_path / ".lr-advisor-cache").glob("*.json"))
+    cache_file = next((tmp_path / cache_module.CACHE_DIR).glob("*.json"))
     cache_file.write_text('{"fingerprint": ')
     result = check_paths(["t.py"], options(use_cache=True))
     assert len(result.findings) == 2 and result.parsed == 1

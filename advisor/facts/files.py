@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,23 @@ class Table:
     columns: tuple[str, ...] | None  # the header, for tables read with one
 
 
+# Every path looked up, found or not, with its stat before it was read (None: missing):
+# the cache keeps a result that depends on another file only while that file's stat is
+# unchanged (the runner empties this list around each check).
+LOOKUPS: list[tuple[str, list[int] | None]] = []
+
+
+def file_signature(path: str | Path) -> list[int] | None:
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
 def read_table(path: Path, loader: str, options: dict, limit: int) -> Table | None:
     """The numbers of a .csv/.txt/.npy file as `loader` would read them; None if unsure."""
+    LOOKUPS.append((str(path), file_signature(path)))
     try:
         if not path.is_file() or path.stat().st_size > limit:
             return None
