@@ -162,8 +162,44 @@ for step in range(100):
         w.grad = None
         b.grad = None
 """,
+        """
+import torch
+from torch import nn, optim
+class Trainer:
+    def __init__(self, model, lr=0.01):
+        self.model = model
+        self.opt = optim.SGD(model.parameters(), lr=lr)
+        self.crit = nn.MSELoss()
+    def fit(self, X, y, epochs):
+        for _ in range(epochs):
+            self.opt.zero_grad()
+            loss = self.crit(self.model(X), y)  # expect: loss-shape-broadcast
+            loss.backward()
+            self.opt.step()
+X = torch.randn(512, 4)
+y = (X @ torch.randn(4, 1)).squeeze()
+Trainer(nn.Linear(4, 1)).fit(X, y, 100)
+""",
     ),
     quiet=(
+        """
+import torch
+from torch import nn, optim
+class Trainer:
+    def __init__(self, model, lr=0.01):
+        self.model = model
+        self.opt = optim.SGD(model.parameters(), lr=lr)
+        self.crit = nn.MSELoss()
+    def fit(self, X, y, epochs):
+        for _ in range(epochs):
+            self.opt.zero_grad()
+            loss = self.crit(self.model(X), y)
+            loss.backward()
+            self.opt.step()
+X = torch.randn(512, 4)
+y = X @ torch.randn(4, 1)
+Trainer(nn.Linear(4, 1)).fit(X, y, 100)
+""",
         """
 import torch
 import torch.nn.functional as F

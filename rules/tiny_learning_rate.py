@@ -208,6 +208,26 @@ for epoch in range(100):
         nn.functional.mse_loss(model(xb), yb).backward()
         opt.step()
 """,
+        """
+import numpy as np
+import torch
+from torch import nn
+rows = np.array([[1200.0, 3.0, 250.0], [1500.0, 4.0, 320.0], [900.0, 2.0, 180.0],
+                 [2100.0, 5.0, 450.0], [1700.0, 3.0, 360.0], [1300.0, 2.0, 260.0]])
+class Regressor:
+    def __init__(self, n_features, lr):
+        self.model = nn.Linear(n_features, 1)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr)  # expect: tiny-learning-rate
+        self.loss_fn = nn.MSELoss()
+    def train(self, X, y, epochs=1000):
+        X = torch.tensor(X, dtype=torch.float32)
+        y = torch.tensor(y, dtype=torch.float32)
+        for epoch in range(epochs):
+            self.opt.zero_grad()
+            self.loss_fn(self.model(X), y).backward()
+            self.opt.step()
+Regressor(2, lr=1e-9).train(rows[:, :2], rows[:, 2:])
+""",
     ),
     quiet=(
         """

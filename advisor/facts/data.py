@@ -454,11 +454,7 @@ def _parameter(facts: FileFacts, scope: Scope, name: str, ctx: _Ctx):
     if name not in function.call_params:
         return None
     index = function.call_params.index(name)
-    sites = [
-        (call, site)
-        for call, site in facts.calls.get(function.name, [])
-        if v.find_function(facts, call.text, site.scope) is function
-    ]
+    sites = v.call_sites(facts, function)
     if len(sites) != 1:
         return None
     call, site = sites[0]

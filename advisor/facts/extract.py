@@ -150,7 +150,7 @@ class FactsExtractor:
             ):
                 self.facts.dynamic_names = True  # exec(), %run: names may come from anywhere
             found.extend(ev.call_events(call))
-            key = (call.text or "").rsplit(".", 1)[-1]
+            key = (call.text or "").rsplit(".", 1)[-1] or call.method  # `Trainer(m).fit()`
             if key:
                 self.facts.calls.setdefault(key, []).append((call, stmt))
         if op == "assign":

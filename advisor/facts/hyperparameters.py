@@ -71,9 +71,7 @@ def _param_constants(facts: FileFacts, scope: Scope, name: str, depth: int) -> s
     index = function.call_params.index(name)
     found = set()
     default = function.defaults.get(name)
-    for call, site in facts.calls.get(function.name, []):
-        if v.find_function(facts, call.text, site.scope) is not function:
-            continue
+    for call, site in v.call_sites(facts, function, depth):
         arg = call.arg(index, name)
         if arg is not None:
             found.add(_hashable(constant(facts, arg, site.scope, depth)))

@@ -178,11 +178,7 @@ def protected_by_no_grad(
         return True
     if function in seen:
         return False
-    sites = [
-        site
-        for call, site in facts.calls.get(function.name, [])
-        if v.find_function(facts, call.text, site.scope) is function
-    ]
+    sites = [site for _, site in v.call_sites(facts, function)]
     if not sites:
         return None
     return all(protected_by_no_grad(facts, site, seen | {function}) for site in sites)

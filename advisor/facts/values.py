@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field, replace
 
-from advisor.facts.model import Binding, ClassInfo, Expr, FileFacts, Function, Scope
+from advisor.facts.model import Binding, Call, ClassInfo, Expr, FileFacts, Function, Scope, Stmt
 
 OPTIMIZER = "optimizer"
 SCHEDULER = "scheduler"
@@ -229,15 +229,72 @@ def _looks_like_forward(expr: Expr) -> bool:
     return any((c.text or "").rsplit(".", 1)[-1] in ("matmul", "mm", "linear") for c in expr.calls)
 
 
+def call_sites(facts: FileFacts, function: Function, depth: int = 0) -> list[tuple[Call, Stmt]]:
+    """Where this file calls the function: by its name, through an alias, on an instance
+    (`trainer.fit(...)`), and for an `__init__` wherever its class (or a subclass that
+    inherits it) is instantiated (`Trainer(model, lr=0.1)`)."""
+    sites = [
+        (call, stmt)
+        for call, stmt in facts.calls.get(function.name, [])
+        if (
+            find_function(facts, call.text, stmt.scope, depth + 1)
+            if call.text
+            else _method_of_new_instance(facts, call, stmt.scope)
+        )
+        is function
+    ]
+    if function.name == "__init__" and function.class_name:
+        for name, info in facts.classes.items():
+            if find_method(facts, info, "__init__") is not function:
+                continue
+            for call, stmt in facts.calls.get(name, []):
+                if call.text != name:
+                    continue
+                bindings, _ = lookup(facts, name, stmt.scope)
+                if bindings and all(binding.kind == "class" for binding in bindings):
+                    sites.append((call, stmt))
+        for call, stmt in facts.calls.get("__init__", []):
+            caller = stmt.scope.function
+            info = facts.classes.get(caller.class_name or "") if caller is not None else None
+            bases = (
+                [facts.classes[b.text] for b in info.bases if b.text in facts.classes]
+                if info
+                else []
+            )
+            if not any(find_method(facts, base, "__init__") is function for base in bases):
+                continue
+            receiver = call.receiver
+            if (
+                call.text is None
+                and receiver is not None
+                and receiver.call
+                and receiver.call.text == "super"
+            ):
+                sites.append((call, stmt))  # `super().__init__(model, lr)` in a subclass
+            elif call.text and call.text.endswith(".__init__"):
+                return []  # `Base.__init__(self, ...)`: arguments shifted by one, say nothing
+    return sites
+
+
+def _method_of_new_instance(facts: FileFacts, call: Call, scope: Scope) -> Function | None:
+    """The method a call like `Trainer(model).fit(X, y)` runs: on an instance made in place."""
+    receiver = call.receiver
+    made = receiver.call if receiver is not None else None
+    if made is None or made.text not in facts.classes or call.method is None:
+        return None
+    bindings, _ = lookup(facts, made.text, scope)
+    if not bindings or any(binding.kind != "class" for binding in bindings):
+        return None
+    return find_method(facts, facts.classes[made.text], call.method)
+
+
 def param_values(facts: FileFacts, function: Function, name: str, depth: int) -> list[Value]:
     """The values a parameter receives at the call sites of its function in this file."""
     if name not in function.call_params:
         return [Value(UNKNOWN)]
     index = function.call_params.index(name)
     values: list[Value] = []
-    for call, stmt in facts.calls.get(function.name, []):
-        if find_function(facts, call.text, stmt.scope, depth + 1) is not function:
-            continue
+    for call, stmt in call_sites(facts, function, depth):
         arg = call.arg(index, name)
         if arg is None:
             values.append(Value(UNKNOWN))
