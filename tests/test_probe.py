@@ -287,6 +287,44 @@ def test_cli_probes_the_seed000_fixture_without_running_it() -> None:
     assert "probe" in by_id["LRA203"]["evidence"]
 
 
+SCHEDULED = """
+import torch
+from torch import nn
+X = torch.randn(300, 3)
+y = X @ torch.tensor([[1.0], [-2.0], [0.5]])
+model = nn.Linear(3, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+{schedule}
+for epoch in range(100):
+    opt.zero_grad()
+    nn.functional.mse_loss(model(X), y).backward()
+    opt.step()
+    {step}
+"""
+
+
+@pytest.mark.parametrize(
+    ("schedule", "step", "why"),
+    [
+        (
+            "sched = torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.5)",
+            "sched.step()",
+            "(a scheduler changes the lr while training)",
+        ),
+        ("", "nn.utils.clip_grad_norm_(model.parameters(), 1.0)", "(the gradients are clipped)"),
+    ],
+    ids=["scheduler", "clipping"],
+)
+def test_a_training_that_cannot_be_replayed_says_why(
+    tmp_path: Path, schedule: str, step: str, why: str
+) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(SCHEDULED.format(schedule=schedule, step=step))
+    done = run_cli("--format", "json", str(script), cwd=tmp_path)
+    (report,) = json.loads(done.stdout)["probe"]
+    assert report["summary"].endswith("the update rule cannot be replayed " + why), report
+
+
 def test_cli_static_skips_the_probe() -> None:
     done = run_cli("--static", "--format", "json", "fixtures/probe/seed000_closes_from_csv.py")
     document = json.loads(done.stdout)

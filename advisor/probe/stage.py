@@ -248,8 +248,9 @@ def _judged(path, problem, regression, static, options, runner):
             notes.append(runner.result.message)
         if runner.result.sandbox:
             notes.append("sandbox: " + "; ".join(runner.result.sandbox))
+    why = next((note.split(":")[0] for note in problem.notes if "no replay" in note), None)
     report = ProbeReport(
-        path, None, verdict.status, problem.source, summary(verdict), verdict, notes
+        path, None, verdict.status, problem.source, summary(verdict, why), verdict, notes
     )
     diagnostics = []
     if regression is not None:
@@ -291,11 +292,15 @@ def as_written(problem, static: frozenset) -> None:
         problem.notes.append("the batches run out after the first epoch")
 
 
-def summary(verdict) -> str:
-    """One line: the verdict with its main numbers."""
+def summary(verdict, why_no_replay: str | None = None) -> str:
+    """One line: the verdict with its main numbers (and why there is no replay, if known)."""
     optimum = verdict.optimum
     if verdict.replay is None:
-        return f"optimum loss {figure(optimum.loss)} (lstsq); the update rule cannot be replayed"
+        because = f" ({why_no_replay})" if why_no_replay else ""
+        return (
+            f"optimum loss {figure(optimum.loss)} (lstsq); the update rule cannot be "
+            f"replayed{because}"
+        )
     starts = verdict.replay.final.size
     spread = ""
     if starts > 1 and verdict.spread is not None:
