@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
+import pytest
 
 from advisor.facts import extract_facts
 from advisor.facts.hyperparameters import training_configs
@@ -80,3 +81,54 @@ def test_unknown_numbers_stay_unknown() -> None:
     )
     assert found["optimizer"] == "Adam"
     assert found["lr"] is None and found["epochs"] is None and found["loss"] is None
+
+
+TRAINER = """
+import torch
+from torch import nn
+class Base:
+    def __init__(self, model, lr=0.5):
+        self.model = model
+        self.opt = torch.optim.SGD(model.parameters(), lr=lr)
+    def fit(self, X, y, epochs):
+        for _ in range(epochs):
+            self.opt.zero_grad()
+            nn.functional.mse_loss(self.model(X), y).backward()
+            self.opt.step()
+class Fast(Base):
+{fast}
+{use}
+"""
+OWN_INIT = "    def __init__(self, model):\n        {}"
+
+
+@pytest.mark.parametrize(
+    ("fast", "use", "lr", "epochs"),
+    [
+        ("    pass", "Base(nn.Linear(3, 1), lr=1e-9).fit(X, y, 40)", 1e-9, 40),
+        ("    pass", "t = Base(nn.Linear(3, 1))\nt.fit(X, y, epochs=7)", 0.5, 7),
+        ("    pass", "Fast(nn.Linear(3, 1), 0.2).fit(X, y, 3)", 0.2, 3),
+        (
+            OWN_INIT.format("super().__init__(model, lr=1e-12)"),
+            "Fast(nn.Linear(3, 1)).fit(X, y, 5)",
+            1e-12,
+            5,
+        ),
+        # arguments shifted by `self`: not read, rather than read wrong
+        (
+            OWN_INIT.format("Base.__init__(self, model, lr=1e-12)"),
+            "Fast(nn.Linear(3, 1)).fit(X, y, 5)",
+            None,
+            5,
+        ),
+        # two constructions with different settings: the lr is not one number
+        ("    pass", "Base(nn.Linear(3, 1), lr=0.1)\nBase(nn.Linear(3, 1), lr=1.0)", None, None),
+    ],
+    ids=["in-place", "bound", "inherited", "super", "explicit-base-init", "two-sites"],
+)
+def test_settings_reach_a_trainer_class_through_its_constructor(
+    fast: str, use: str, lr: float | None, epochs: int | None
+) -> None:
+    (found,) = configs(TRAINER.format(fast=fast, use=use))
+    assert found["optimizer"] == "SGD"
+    assert found["lr"] == lr and found["epochs"] == epochs

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import lstsq
 
 from advisor.probe.exact import Moments, solve, solve_moments
 from advisor.probe.problem import Loss, Optimizer, Problem
@@ -20,11 +21,6 @@ from advisor.probe.verdict import judge
 ROOT = Path(__file__).resolve().parent.parent
 SEED000 = np.loadtxt(ROOT / "tests" / "data" / "seed000.csv", delimiter=",")
 LR_ADVISOR = str(Path(sys.executable).with_name("lr-advisor"))
-
-
-def lstsq(x: np.ndarray, y: np.ndarray, bias: bool) -> np.ndarray:
-    a = np.hstack([x, np.ones((x.shape[0], 1))]) if bias else x
-    return np.linalg.lstsq(a, y, rcond=None)[0]
 
 
 def problem_of(x, y, bias=True, **settings) -> Problem:

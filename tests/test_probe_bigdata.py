@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import lstsq, relative
 
 from advisor.probe.datafile import DataError, DataOption, given, streamed
 from advisor.probe.exact import Moments, combine_centred, solve, solve_moments
@@ -40,17 +41,6 @@ def houses(rows: int, seed: int = 2) -> np.ndarray:
     )
     price = table @ [0.2, 10.0, -1.5] + 50 + rng.normal(scale=20.0, size=rows)
     return np.column_stack([table, price])
-
-
-def lstsq(x: np.ndarray, y: np.ndarray, bias: bool) -> np.ndarray:
-    a = np.hstack([x, np.ones((x.shape[0], 1))]) if bias else x
-    return np.linalg.lstsq(a, y, rcond=None)[0]
-
-
-def relative(found, expected) -> float:
-    found, expected = np.asarray(found, dtype=float), np.asarray(expected, dtype=float)
-    assert found.shape == expected.shape  # no broadcasting
-    return float(np.max(np.abs(found - expected)) / max(np.max(np.abs(expected)), 1e-300))
 
 
 def streamed_problem(path: Path, memory: Problem, sample_rows: int = 200_000, **option) -> Problem:

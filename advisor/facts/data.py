@@ -455,7 +455,7 @@ def _parameter(facts: FileFacts, scope: Scope, name: str, ctx: _Ctx):
         return None
     index = function.call_params.index(name)
     sites = v.call_sites(facts, function)
-    if len(sites) != 1:
+    if sites is None or len(sites) != 1:
         return None
     call, site = sites[0]
     arg = call.arg(index, name)

@@ -71,7 +71,10 @@ def _param_constants(facts: FileFacts, scope: Scope, name: str, depth: int) -> s
     index = function.call_params.index(name)
     found = set()
     default = function.defaults.get(name)
-    for call, site in v.call_sites(facts, function, depth):
+    sites = v.call_sites(facts, function, depth)
+    if sites is None:
+        return {NOTHING}
+    for call, site in sites:
         arg = call.arg(index, name)
         if arg is not None:
             found.add(_hashable(constant(facts, arg, site.scope, depth)))

@@ -178,7 +178,7 @@ def protected_by_no_grad(
         return True
     if function in seen:
         return False
-    sites = [site for _, site in v.call_sites(facts, function)]
+    sites = [site for _, site in v.call_sites(facts, function) or ()]
     if not sites:
         return None
     return all(protected_by_no_grad(facts, site, seen | {function}) for site in sites)

@@ -229,10 +229,13 @@ def _looks_like_forward(expr: Expr) -> bool:
     return any((c.text or "").rsplit(".", 1)[-1] in ("matmul", "mm", "linear") for c in expr.calls)
 
 
-def call_sites(facts: FileFacts, function: Function, depth: int = 0) -> list[tuple[Call, Stmt]]:
+def call_sites(
+    facts: FileFacts, function: Function, depth: int = 0
+) -> list[tuple[Call, Stmt]] | None:
     """Where this file calls the function: by its name, through an alias, on an instance
     (`trainer.fit(...)`), and for an `__init__` wherever its class (or a subclass that
-    inherits it) is instantiated (`Trainer(model, lr=0.1)`)."""
+    inherits it) is instantiated (`Trainer(model, lr=0.1)`). None when some call cannot be
+    bound to its parameters (then nothing may be said of them)."""
     sites = [
         (call, stmt)
         for call, stmt in facts.calls.get(function.name, [])
@@ -244,48 +247,59 @@ def call_sites(facts: FileFacts, function: Function, depth: int = 0) -> list[tup
         is function
     ]
     if function.name == "__init__" and function.class_name:
-        for name, info in facts.classes.items():
-            if find_method(facts, info, "__init__") is not function:
-                continue
-            for call, stmt in facts.calls.get(name, []):
-                if call.text != name:
-                    continue
-                bindings, _ = lookup(facts, name, stmt.scope)
-                if bindings and all(binding.kind == "class" for binding in bindings):
-                    sites.append((call, stmt))
-        for call, stmt in facts.calls.get("__init__", []):
-            caller = stmt.scope.function
-            info = facts.classes.get(caller.class_name or "") if caller is not None else None
-            bases = (
-                [facts.classes[b.text] for b in info.bases if b.text in facts.classes]
-                if info
-                else []
+        more = _constructor_sites(facts, function)
+        if more is None:
+            return None  # `Base.__init__(self, ...)`: arguments shifted by one
+        sites.extend(more)
+    return sites
+
+
+def _local_class(facts: FileFacts, name: str | None, scope: Scope) -> ClassInfo | None:
+    """The class of this file that a name stands for where it is used, if only that."""
+    if name not in facts.classes:
+        return None
+    bindings, _ = lookup(facts, name, scope)
+    if not bindings or any(binding.kind != "class" for binding in bindings):
+        return None
+    return facts.classes[name]
+
+
+def _constructor_sites(facts: FileFacts, init: Function) -> list[tuple[Call, Stmt]] | None:
+    """Where instances run this `__init__`: `Trainer(...)` for its class or a subclass that
+    inherits it, `super().__init__(...)` in a subclass's method. None where a subclass calls
+    it as `Base.__init__(self, ...)`, whose arguments are shifted by one."""
+    sites = []
+    for name, info in facts.classes.items():
+        if find_method(facts, info, "__init__") is init:
+            sites.extend(
+                (call, stmt)
+                for call, stmt in facts.calls.get(name, [])
+                if call.text == name and _local_class(facts, name, stmt.scope) is not None
             )
-            if not any(find_method(facts, base, "__init__") is function for base in bases):
-                continue
-            receiver = call.receiver
-            if (
-                call.text is None
-                and receiver is not None
-                and receiver.call
-                and receiver.call.text == "super"
-            ):
-                sites.append((call, stmt))  # `super().__init__(model, lr)` in a subclass
-            elif call.text and call.text.endswith(".__init__"):
-                return []  # `Base.__init__(self, ...)`: arguments shifted by one, say nothing
+    for call, stmt in facts.calls.get("__init__", []):
+        caller = stmt.scope.function
+        info = facts.classes.get(caller.class_name or "") if caller is not None else None
+        if info is None or not any(
+            base.text in facts.classes
+            and find_method(facts, facts.classes[base.text], "__init__") is init
+            for base in info.bases
+        ):
+            continue
+        made = call.receiver.call if call.receiver is not None else None
+        if call.text is None and made is not None and made.text == "super":
+            sites.append((call, stmt))
+        elif call.text and call.text.endswith(".__init__"):
+            return None
     return sites
 
 
 def _method_of_new_instance(facts: FileFacts, call: Call, scope: Scope) -> Function | None:
     """The method a call like `Trainer(model).fit(X, y)` runs: on an instance made in place."""
-    receiver = call.receiver
-    made = receiver.call if receiver is not None else None
-    if made is None or made.text not in facts.classes or call.method is None:
+    made = call.receiver.call if call.receiver is not None else None
+    info = _local_class(facts, made.text, scope) if made is not None else None
+    if info is None or call.method is None:
         return None
-    bindings, _ = lookup(facts, made.text, scope)
-    if not bindings or any(binding.kind != "class" for binding in bindings):
-        return None
-    return find_method(facts, facts.classes[made.text], call.method)
+    return find_method(facts, info, call.method)
 
 
 def param_values(facts: FileFacts, function: Function, name: str, depth: int) -> list[Value]:
@@ -294,7 +308,10 @@ def param_values(facts: FileFacts, function: Function, name: str, depth: int) ->
         return [Value(UNKNOWN)]
     index = function.call_params.index(name)
     values: list[Value] = []
-    for call, stmt in call_sites(facts, function, depth):
+    sites = call_sites(facts, function, depth)
+    if sites is None:
+        return [Value(UNKNOWN)]
+    for call, stmt in sites:
         arg = call.arg(index, name)
         if arg is None:
             values.append(Value(UNKNOWN))

@@ -72,13 +72,18 @@ def _distributed():
     return distributed
 
 
+def _checked_value(scheduler: str) -> tuple[str, int | str]:
+    """`parse_scheduler`, its complaint as a SchedulerError."""
+    try:
+        return parse_scheduler(scheduler)
+    except ValueError as error:
+        raise SchedulerError(str(error)) from None
+
+
 def check_scheduler(scheduler: str, seconds: float | None = None) -> None:
     """What the command line checks before any work: the value's form, that dask is here,
     and that a scheduler answers at the address. A SchedulerError (one line) if not."""
-    try:
-        kind, where = parse_scheduler(scheduler)
-    except ValueError as error:
-        raise SchedulerError(str(error)) from None
+    kind, where = _checked_value(scheduler)
     distributed = _distributed()
     if kind != "address":
         return
@@ -128,10 +133,7 @@ def stream_on_dask(
     """`partitions.stream` on a Dask cluster: `scheduler` is a scheduler's address, or local /
     local:N for a cluster of N worker processes here, started and closed around the pass.
     The same `Streamed` record; SchedulerError or DataError (one line) when it cannot be."""
-    try:
-        kind, where = parse_scheduler(scheduler)
-    except ValueError as error:
-        raise SchedulerError(str(error)) from None
+    kind, where = _checked_value(scheduler)
     distributed = _distributed()
     seconds = seconds or timeout()
     # the workers open the files themselves: absolute paths, not relative to this directory

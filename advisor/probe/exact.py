@@ -371,16 +371,11 @@ def _centred_solution(moments: Moments) -> np.ndarray | None:
     if moments.scatter is None:
         return None
     p = moments.gram.shape[0] - 1
-    features, cross = moments.scatter[:p, :p], moments.scatter[:p, p:]
-    diagonal = np.diag(features)
-    if p == 0 or not np.all(diagonal > 0) or not np.all(np.isfinite(moments.scatter)):
+    if p == 0 or not np.all(np.isfinite(moments.scatter)):
         return None
-    scale = np.sqrt(diagonal)
-    scaled = features / np.outer(scale, scale)
-    eigenvalues = np.linalg.eigvalsh(scaled)
-    if eigenvalues[0] <= 0 or eigenvalues[-1] / eigenvalues[0] >= GRAM_TRUSTED:
+    weights = _scaled_solution(moments.scatter[:p, :p], moments.scatter[:p, p:])
+    if weights is None:
         return None
-    weights = np.linalg.solve(scaled, cross / scale[:, None]) / scale[:, None]
     intercept = moments.mean[p:] - moments.mean[:p] @ weights
     return np.vstack([weights, intercept[None]])
 

@@ -262,44 +262,27 @@ def _simulate(problem: Problem, optimizer: Optimizer, theta0: np.ndarray, steps:
     sample, that is the same sequence of batches as the rows in memory give."""
     n, size = problem.rows, problem.rows_per_step
     per_epoch = problem.steps_per_epoch
-    streamed = problem.moments is not None
-    if streamed and size >= n:
-        return _simulate_full_batch(problem, optimizer, theta0, steps, budget)
-    a = design(problem.features, problem.bias)
-    y = problem.targets
-    sample = problem.sample_rows
-    rng = np.random.default_rng(0)
+    if problem.moments is not None and size >= n:
+        gradient_of = _full_batch_gradient(problem)
+    else:
+        gradient_of = _batch_gradient(problem, _batches(problem))
+    return _stepped(optimizer, theta0, steps, per_epoch, budget, gradient_of)
+
+
+def _stepped(
+    optimizer: Optimizer, theta0: np.ndarray, steps: int, per_epoch: int, budget, gradient_of
+):
+    """`steps` updates from theta0, the gradient of each from `gradient_of(theta)`, theta kept
+    at CHECKPOINTS of them; stops early at a non-finite theta or past the time budget."""
     theta = theta0.copy()
     state = _State(theta.shape)
     record_every = max(1, steps // CHECKPOINTS)
     epochs, thetas = [0.0], [theta.copy()]
     deadline = time.perf_counter() + budget
     done = 0
-    order = np.arange(sample if streamed else n)
-    cursor = sample  # streamed: a new pass over the sample at the first step
     with np.errstate(all="ignore"):
         while done < steps:
-            if streamed:
-                wanted = min(size, n - (done % per_epoch) * size)  # the script's batch
-                count = max(1, min(wanted, sample))
-                if cursor + count > sample:
-                    order = rng.permutation(sample) if problem.shuffle else np.arange(sample)
-                    cursor = 0
-                rows = order[cursor : cursor + count]
-                cursor += count
-                scale = gradient_scale(problem, wanted) * (wanted / count)
-            else:
-                if done % per_epoch == 0 and problem.shuffle and size < n:
-                    order = rng.permutation(n)
-                at = (done % per_epoch) * size
-                rows = order[at : at + size]
-                scale = gradient_scale(problem, rows.size)
-            batch_a, batch_y = a[rows], y[rows]
-            if problem.loss.broadcast:
-                batch_y = np.broadcast_to(batch_y.mean(axis=0), batch_y.shape)
-            residual = batch_a @ theta - batch_y  # (R, b, k)
-            gradient = scale * np.einsum("bi,rbk->rik", batch_a, residual)
-            theta = _update(optimizer, theta, gradient, state)
+            theta = _update(optimizer, theta, gradient_of(theta), state)
             done += 1
             if done % record_every == 0 or done == steps:
                 epochs.append(done / per_epoch)
@@ -311,9 +294,55 @@ def _simulate(problem: Problem, optimizer: Optimizer, theta0: np.ndarray, steps:
     return np.asarray(epochs), np.stack(thetas), done
 
 
-def _simulate_full_batch(problem: Problem, optimizer: Optimizer, theta0, steps: int, budget):
-    """Full-batch training of a streamed problem, step by step on the exact gradient
-    c (AᵀA θ - AᵀY) from the full data's sums (the target's mean for a broadcasting loss)."""
+def _batches(problem: Problem):
+    """The rows of each step and its gradient's scale, step after step: the script's batches
+    over the rows in memory, or batches of the script's size drawn from passes over a
+    streamed problem's sample."""
+    n, size = problem.rows, problem.rows_per_step
+    per_epoch = problem.steps_per_epoch
+    rng = np.random.default_rng(0)
+    done = 0
+    if problem.moments is None:
+        order = np.arange(n)
+        while True:
+            if done % per_epoch == 0 and problem.shuffle and size < n:
+                order = rng.permutation(n)
+            at = (done % per_epoch) * size
+            rows = order[at : at + size]
+            yield rows, gradient_scale(problem, rows.size)
+            done += 1
+    sample = problem.sample_rows
+    order, cursor = np.arange(sample), sample  # a new pass over the sample at the first step
+    while True:
+        wanted = min(size, n - (done % per_epoch) * size)  # the script's batch
+        count = max(1, min(wanted, sample))
+        if cursor + count > sample:
+            order = rng.permutation(sample) if problem.shuffle else np.arange(sample)
+            cursor = 0
+        rows = order[cursor : cursor + count]
+        cursor += count
+        yield rows, gradient_scale(problem, wanted) * (wanted / count)
+        done += 1
+
+
+def _batch_gradient(problem: Problem, batches):
+    a = design(problem.features, problem.bias)
+    y = problem.targets
+
+    def gradient_of(theta: np.ndarray) -> np.ndarray:
+        rows, scale = next(batches)
+        batch_a, batch_y = a[rows], y[rows]
+        if problem.loss.broadcast:
+            batch_y = np.broadcast_to(batch_y.mean(axis=0), batch_y.shape)
+        residual = batch_a @ theta - batch_y  # (R, b, k)
+        return scale * np.einsum("bi,rbk->rik", batch_a, residual)
+
+    return gradient_of
+
+
+def _full_batch_gradient(problem: Problem):
+    """The exact full-batch gradient c (AᵀA θ - AᵀY) of a streamed problem, from the full
+    data's sums (the target's mean for a broadcasting loss)."""
     moments = problem.full_moments()
     n = problem.rows
     c = gradient_scale(problem, n)
@@ -321,25 +350,7 @@ def _simulate_full_batch(problem: Problem, optimizer: Optimizer, theta0, steps: 
     if problem.loss.broadcast:  # Aᵀ(Aθ - 1 ȳᵀ): the column sums of A times the mean target
         sums = problem.moments.gram[:, -1] if problem.bias else problem.moments.gram[:-1, -1]
         cross = np.outer(sums, moments.target_sum / n)
-    theta = theta0.copy()
-    state = _State(theta.shape)
-    record_every = max(1, steps // CHECKPOINTS)
-    epochs, thetas = [0.0], [theta.copy()]
-    deadline = time.perf_counter() + budget
-    done = 0
-    with np.errstate(all="ignore"):
-        while done < steps:
-            gradient = c * (np.einsum("ij,rjk->rik", moments.gram, theta) - cross[None])
-            theta = _update(optimizer, theta, gradient, state)
-            done += 1
-            if done % record_every == 0 or done == steps:
-                epochs.append(float(done))
-                thetas.append(theta.copy())
-                if not np.all(np.isfinite(theta)):
-                    break
-                if time.perf_counter() > deadline and done < steps:
-                    break
-    return np.asarray(epochs), np.stack(thetas), done
+    return lambda theta: c * (np.einsum("ij,rjk->rik", moments.gram, theta) - cross[None])
 
 
 class _State:
