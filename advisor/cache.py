@@ -61,7 +61,7 @@ def tool_fingerprint() -> str:
 
     directories = list(advisor.__path__)
     try:
-        spec = importlib.util.find_spec("rules")
+        spec = importlib.util.find_spec("advisor.rules")
     except (ImportError, ValueError):
         spec = None
     if spec is not None and spec.submodule_search_locations:

@@ -292,7 +292,7 @@ def _rules(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     )
     parser.add_argument("--format", choices=("text", "concise", "json"), default="text")
     args = parser.parse_args(argv)
-    from rules import ALL_RULES
+    from advisor.rules import ALL_RULES
 
     if args.format == "json":
         import json
@@ -330,7 +330,7 @@ def _explain(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     )
     parser.add_argument("rule", metavar="RULE", help="a rule id (LRA101) or name")
     args = parser.parse_args(argv)
-    from rules import ALL_RULES, find_rule
+    from advisor.rules import ALL_RULES, find_rule
 
     rule = find_rule(args.rule.strip())
     if rule is None:

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from advisor.facts.regression import Regression
+from advisor.numbers import figure
 
 SHRINK = 100.0  # "near the optimum": the error along a direction shrunk 100-fold
 # Adam moves a weight by at most lr*(1-β1)/sqrt(1-β2) per step, 3.16 lr with the defaults
@@ -212,26 +213,6 @@ def _solution(regression: Regression, data):
         return None
     solution, *_ = np.linalg.lstsq(data, values, rcond=None)
     return solution
-
-
-def figure(value: float) -> str:
-    """A number as a message shows it: 3 significant digits, exponent when far from 1."""
-    if not math.isfinite(value):
-        return "inf"
-    if value == 0:
-        return "0"
-    if 1e-3 <= abs(value) < 1e5:
-        return f"{value:.3g}"
-    return f"{value:.2g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.3g}"
-
-
-def step_count(value: float) -> str:
-    """A number of steps as a message shows it: whole below 1e5, then 3 significant digits."""
-    if not math.isfinite(value):
-        return "infinitely many"
-    if value < 1e5:
-        return str(math.ceil(value))
-    return figure(value)
 
 
 @dataclass(frozen=True)

@@ -378,7 +378,7 @@ def check_source(
     if suppressions.whole_file or not mentions_torch(text):
         return FileResult()
     if rules is None:
-        from rules import ALL_RULES
+        from advisor.rules import ALL_RULES
 
         rules = ALL_RULES
     active = [rule for rule in rules if not suppressions.suppresses(rule, 0)]
@@ -735,7 +735,7 @@ class _RuleRef:
 
 
 def _all_rules() -> Sequence[Rule]:
-    from rules import ALL_RULES
+    from advisor.rules import ALL_RULES
 
     return ALL_RULES
 

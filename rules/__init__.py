@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from advisor.rule import Rule
-from rules import (
+from advisor.rules import (
     accumulated_loss_tensor,
     discarded_tensor_result,
     exhausted_iterator,

@@ -11,11 +11,11 @@ from advisor.curvature import (
     learning_rate_diagnostics,
     round_step,
     step_check,
-    step_count,
 )
 from advisor.facts.model import FileFacts
 from advisor.facts.regression import Regression
 from advisor.findings import CERTAIN, LIKELY, Diagnostic
+from advisor.numbers import step_count
 from advisor.rule import WARNING, Rule
 
 MIN_RATIO = 10.0  # at least an order of magnitude below the stable step

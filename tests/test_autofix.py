@@ -614,7 +614,7 @@ def test_fix_and_diff_from_the_command_line(tmp_path: Path) -> None:
 def test_the_safe_fixes_keep_the_rule_examples_parsing_and_quiet() -> None:
     """Every must-flag example of the three rules, fixed: it still parses, and the rule no
     longer flags what was fixed (hints stay)."""
-    from rules import find_rule
+    from advisor.rules import find_rule
 
     for name in ("zero-grad-before-step", "update-outside-no-grad", "exhausted-iterator"):
         for example in find_rule(name).flag:

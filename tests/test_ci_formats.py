@@ -20,8 +20,8 @@ import pytest
 from advisor import __version__
 from advisor.findings import Edit, FileError, Finding, Fix
 from advisor.reporters import FORMATS, write_report
+from advisor.rules import ALL_RULES
 from advisor.runner import RunResult
-from rules import ALL_RULES
 
 COMMAND = Path(sys.executable).with_name("lr-advisor")
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 from toy_rules import TOY_RULES
 
-import rules
+import advisor.rules as rules
 from advisor import __version__
 from advisor import cache as cache_module
 from advisor.cli import main

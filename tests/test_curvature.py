@@ -16,9 +16,9 @@ import pytest
 from advisor.curvature import analyse, step_check
 from advisor.facts import extract_facts
 from advisor.facts.regression import regressions
-from rules.loss_shape_broadcast import RULE as BROADCAST
-from rules.tiny_learning_rate import RULE as TINY
-from rules.unscaled_features import RULE as UNSCALED
+from advisor.rules.loss_shape_broadcast import RULE as BROADCAST
+from advisor.rules.tiny_learning_rate import RULE as TINY
+from advisor.rules.unscaled_features import RULE as UNSCALED
 
 DATA = Path(__file__).parent / "data"
 SEED000 = np.loadtxt(DATA / "seed000.csv", delimiter=",")

@@ -11,7 +11,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from advisor.facts import extract_facts
 from advisor.rule import Rule
-from rules import ALL_RULES, find_rule
+from advisor.rules import ALL_RULES, find_rule
 
 FLAG_CASES = [
     pytest.param(rule, index, id=f"{rule.id}-{rule.name}-flag{index}")

@@ -72,7 +72,7 @@ class Regression:
 
     def describe_step(self, step: float) -> str:
         """How a message names the step: `lr=1e-10`, or the update's step for a hand-written one."""
-        from advisor.curvature import figure
+        from advisor.numbers import figure
 
         if self.rule == "manual":
             return f"the update's step {figure(step)}"

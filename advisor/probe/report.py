@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from advisor.curvature import figure
+from advisor.numbers import figure
 
 
 def _number(value) -> float | None:

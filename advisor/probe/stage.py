@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from advisor.curvature import figure
 from advisor.findings import Diagnostic, FileError, Finding
+from advisor.numbers import figure
 
 CONFIRMED = "confirmed"
 
@@ -264,7 +264,7 @@ def _step_changes_nothing(regression, capture):
     """LRA502: the script ran, stepped an optimizer, and none of its parameters moved."""
     if capture is None or not capture.unmoved:
         return None
-    from rules.step_changes_nothing import RULE
+    from advisor.rules.step_changes_nothing import RULE
 
     kind, steps = capture.unmoved[0]
     loop = regression.config.loop
@@ -330,7 +330,7 @@ def _not_converged(regression, verdict):
     """LRA501 at the training loop, when the replay does not reach the optimum."""
     if verdict.status not in ("not converged", "diverged"):
         return None
-    from rules.not_converged import RULE
+    from advisor.rules.not_converged import RULE
 
     loop = regression.config.loop
     node = loop.iter.node if loop.iter is not None else loop.node

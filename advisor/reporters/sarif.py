@@ -226,7 +226,7 @@ def _notification(error: FileError) -> dict[str, Any]:
 
 def document(result: RunResult) -> dict[str, Any]:
     """The SARIF log of a run, as a JSON-ready dict."""
-    from rules import ALL_RULES
+    from advisor.rules import ALL_RULES
 
     index = {rule.id: position for position, rule in enumerate(ALL_RULES)}
     descriptors = [rule_descriptor(rule) for rule in ALL_RULES]
