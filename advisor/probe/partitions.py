@@ -27,24 +27,31 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from advisor.probe.datafile import DataError, DataOption
-from advisor.probe.datafile import _column as _column
-from advisor.probe.exact import Moments
+from advisor.probe.datasource import DataError, DataOption, column
+from advisor.probe.moments import Moments
 
 CHUNK_ROWS = 1 << 14  # rows a chunk holds: 16k rows x 100 float64 columns = 13 MB
 PARTITION_BYTES = 64 << 20  # the size of a piece of work for one worker
 SAMPLE_ROWS = 200_000  # rows kept for replaying mini-batch training
-KINDS = {".npy": "npy", ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet"}
+TableKind = Literal["npy", "csv", "parquet"]
+KINDS: dict[str, TableKind] = {
+    ".npy": "npy",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+}
 
 
 @dataclass(frozen=True)
 class Table:
     """A data source opened for a streaming pass: which files, which columns."""
 
-    kind: str  # npy, csv, parquet
+    kind: TableKind
     files: tuple[str, ...]
     names: tuple[str, ...]  # the columns of every file
     features: tuple[int, ...]  # column indices the model reads
@@ -60,7 +67,7 @@ class Partition:
     """One independent piece of a table: rows [start, stop) of a .npy, the lines that begin in
     bytes [start, stop) of a CSV, or row group `start` of a parquet file."""
 
-    kind: str
+    kind: TableKind
     path: str
     start: int
     stop: int
@@ -199,9 +206,9 @@ def open_table(option: DataOption) -> Table:
         raise DataError(f"{option.path}: cannot read it ({error})") from None
     if len(names) < 2:
         raise DataError(f"{option.path}: need a table of at least two columns")
-    target = _column(option.target, names, len(names) - 1, option.path)
+    target = column(option.target, names, len(names) - 1, option.path)
     if option.features:
-        features = tuple(_column(f, names, None, option.path) for f in option.features)
+        features = tuple(column(f, names, None, option.path) for f in option.features)
     else:
         features = tuple(i for i in range(len(names)) if i != target)
     return Table(
@@ -329,21 +336,6 @@ def _expected_rows(parts: list[Partition]) -> int | None:
     except (OSError, ValueError, ImportError):
         return None
     return None
-
-
-def stream_any(
-    parts: list[Partition],
-    scheduler: str | None = None,
-    sample_rows: int = SAMPLE_ROWS,
-    seed: int = 0,
-) -> Streamed:
-    """`stream` here, or on a Dask cluster when `scheduler` names one (`--scheduler`: an
-    address such as tcp://host:8786, or local[:N]); the same answer either way."""
-    if not scheduler:
-        return stream(parts, sample_rows=sample_rows, seed=seed)
-    from advisor.probe.distributed import stream_on_dask
-
-    return stream_on_dask(parts, scheduler, sample_rows=sample_rows, seed=seed)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -44,9 +45,14 @@ class Candidate:
     bias: np.ndarray  # (k,)
 
 
+# what the replay of the script's training shows; unknown: there is no replay (the update
+# rule is not one the probe knows)
+Status = Literal["converged", "not converged", "diverged", "unknown"]
+
+
 @dataclass
 class Verdict:
-    status: str  # converged, not converged, diverged, unknown (no replay)
+    status: Status
     problem: Problem
     optimum: Optimum
     curvature: Curvature
