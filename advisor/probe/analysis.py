@@ -68,9 +68,9 @@ def analyse(rec: Recorded) -> Analysis:
     units: list[Unit] = []
     for info in rec.opts.values():
         units.append(Unit(info.kind, info.steps, info.records, info.losses, opt=info))
-    for unit in rec.manual.values():
+    for manual in rec.manual.values():
         units.append(
-            Unit("manual updates", len(unit.losses), unit.records, unit.losses, manual=unit)
+            Unit("manual updates", len(manual.losses), manual.records, manual.losses, manual=manual)
         )
     if not units:
         what = {r.what for r in rec.records if r.what}
@@ -86,7 +86,7 @@ def analyse(rec: Recorded) -> Analysis:
         return Analysis(None, reason, 0, "optimizer")
     units.sort(key=lambda u: -u.steps)
     unit = units[0]
-    step_kind = "manual" if unit.manual is not None else "optimizer"
+    step_kind: StepKind = "manual" if unit.manual is not None else "optimizer"
     notes = list(rec.notes)
     if len(units) > 1:
         others = ", ".join(f"{u.label} ({plural(u.steps, 'step')})" for u in units[1:])

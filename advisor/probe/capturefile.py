@@ -59,7 +59,8 @@ def write_capture(out: Path, meta: dict[str, Any], problem: Problem | None) -> N
         if problem.observed_losses is not None:
             arrays["observed_losses"] = problem.observed_losses
     buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+    # numpy's stubs type every keyword of savez as its allow_pickle flag; these are arrays
+    np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
     temporary = out.with_name(out.name + ".tmp")
     temporary.write_bytes(buffer.getvalue())
     os.replace(temporary, out)

@@ -95,7 +95,7 @@ def check_scheduler(scheduler: str, seconds: float | None = None) -> None:
     try:
         asyncio.run(reach())
     except (OSError, ValueError, TypeError) as error:
-        raise SchedulerError(_unreachable(where, error)) from None
+        raise SchedulerError(_unreachable(str(where), error)) from None
 
 
 def _unreachable(address: str, error: Exception) -> str:
@@ -139,7 +139,7 @@ def stream_on_dask(
     try:
         if kind == "local":
             try:
-                cluster = local_cluster(where)
+                cluster = local_cluster(int(where))
             except Exception as error:
                 raise SchedulerError(
                     f"--scheduler {scheduler}: cannot start a local cluster ({one_line(error)})"

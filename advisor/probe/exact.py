@@ -93,6 +93,7 @@ def solve_moments(
     gram_condition = top / low if low > 0 else np.inf
     rows_here = features is not None and targets is not None
     centred = _centred_solution(moments) if bias and not rows_here else None
+    method: SolveMethod
     if centred is not None:  # no rows, the centred sums: what cancels in the raw ones is kept
         solution, rank, method = centred, gram.shape[0], "normal equations (centred)"
     elif rank == gram.shape[0] and gram_condition < GRAM_TRUSTED:
@@ -112,11 +113,11 @@ def solve_moments(
         solution = inverse @ cross
         method = "pseudo-inverse"
     # Σ r² = yᵀy - 2 sᵀAᵀy + sᵀAᵀA s, per output; from the rows when they are here (exact)
-    if rows_here:
+    if features is not None and targets is not None:  # the rows are here
         a = design(features, bias)
         residual = a @ solution - np.asarray(targets, dtype=float).reshape(a.shape[0], -1)
         residual_sum = float(np.sum(residual * residual))
-    elif centred is not None:  # Σ r² = Syy - 2 wᵀSxy + wᵀSxx w: the centred sums, per output
+    elif centred is not None and moments.scatter is not None:  # Σ r² = Syy - 2 wᵀSxy + wᵀSxx w
         p = gram.shape[0] - 1
         w, scatter = solution[:p], moments.scatter
         per_output = (
@@ -151,7 +152,7 @@ def _centred_solution(moments: Moments) -> np.ndarray | None:
     """The optimum with a bias from the centred sums: w from the scatter of the features (its
     diagonal scaled to 1), b = ȳ - mᵀw. None without centred sums, or when a column is
     constant or the scaled scatter is ill-conditioned (the other ways then answer)."""
-    if moments.scatter is None:
+    if moments.scatter is None or moments.mean is None:
         return None
     p = moments.gram.shape[0] - 1
     if p == 0 or not np.all(np.isfinite(moments.scatter)):

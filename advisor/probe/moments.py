@@ -44,26 +44,29 @@ class Moments:
     ) -> Moments:
         """One pass over (features, targets) chunks; the bias column is never materialised.
         `centred`: also the centred sums (`mean`, `scatter`), one more product per chunk."""
-        gram = cross = square = total = None
+        sums: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         rows = 0
         middle = None  # (rows, mean, scatter) of the chunks so far
         for features, targets in chunks:
             x = np.asarray(features, dtype=float)
             x = x[:, None] if x.ndim == 1 else x
             y = np.asarray(targets, dtype=float).reshape(x.shape[0], -1)
-            if gram is None:
+            if sums is None:
                 width = x.shape[1] + int(bias)
-                gram = np.zeros((width, width))
-                cross = np.zeros((width, y.shape[1]))
-                square = np.zeros(y.shape[1])
-                total = np.zeros(y.shape[1])
+                sums = (
+                    np.zeros((width, width)),
+                    np.zeros((width, y.shape[1])),
+                    np.zeros(y.shape[1]),
+                    np.zeros(y.shape[1]),
+                )
+            gram, cross, square, total = sums
             p = x.shape[1]
             gram[:p, :p] += x.T @ x
             cross[:p] += x.T @ y
             if bias:
-                sums = x.sum(axis=0)
-                gram[:p, p] += sums
-                gram[p, :p] += sums
+                column_sums = x.sum(axis=0)
+                gram[:p, p] += column_sums
+                gram[p, :p] += column_sums
                 gram[p, p] += x.shape[0]
                 cross[p] += y.sum(axis=0)
             square += np.einsum("ij,ij->j", y, y)
@@ -75,11 +78,11 @@ class Moments:
                 block -= block_mean
                 found = (x.shape[0], block_mean, block.T @ block)
                 middle = found if middle is None else _chan(middle, found)
-        if gram is None:
+        if sums is None:
             raise ValueError("no rows")
         if middle is None:
-            return cls(gram, cross, square, total, rows)
-        return cls(gram, cross, square, total, rows, mean=middle[1], scatter=middle[2])
+            return cls(*sums, rows)
+        return cls(*sums, rows, mean=middle[1], scatter=middle[2])
 
     def merge(self, other: Moments) -> Moments:
         """The sums over both sets of rows: partitions' moments add up (a tree reduction)."""
@@ -174,7 +177,7 @@ class Moments:
         of that difference) counts as constant: spread 0."""
         p = self.gram.shape[0] - 1
         rows = max(self.rows, 1)
-        if self.scatter is not None:  # no cancellation: the centred sums
+        if self.scatter is not None and self.mean is not None:  # the centred sums: no cancellation
             mean = self.mean[:p]
             variance = np.diag(self.scatter)[:p] / rows
             second = variance + mean * mean
@@ -207,7 +210,7 @@ class Moments:
         cross = np.zeros((q + 1, self.cross.shape[1]))
         cross[:q] = centred_cross / s[:, None]
         cross[q] = self.target_sum
-        if self.scatter is None:
+        if self.scatter is None or self.mean is None:
             return Moments(gram, cross, self.target_square, self.target_sum, self.rows)
         k = self.cross.shape[1]
         scatter = np.zeros((q + k, q + k))  # of [z, y]: z has mean 0 and ZᵀZ is centred

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -225,7 +225,9 @@ def open_table(option: DataOption) -> Table:
 
 def partitions(table: Table, target_bytes: int = PARTITION_BYTES) -> list[Partition]:
     """Independent pieces of about `target_bytes` each, in the table's row order."""
-    common = dict(features=table.features, target=table.target, width=len(table.names))
+    common: dict[str, Any] = dict(
+        features=table.features, target=table.target, width=len(table.names)
+    )
     pieces: list[Partition] = []
     for name in table.files:
         if table.kind == "npy":
@@ -287,8 +289,8 @@ def _pass(parts: list[Partition], sample_rows: int, seed: int, bound: int | None
         # rows whose keys are above the bound, or the sample's largest so far, cannot enter it
         limit = total.sample.limit
         below = bound if limit is None else (limit if bound is None else min(bound, limit))
-        found = partial(part, files[part.path], sample_rows, seed, below=below)
-        total = merge(total, found, tight=False)
+        piece = partial(part, files[part.path], sample_rows, seed, below=below)
+        total = merge(total, piece, tight=False)
     return total
 
 
@@ -590,7 +592,7 @@ def _npy_layout(files: list[Path]):
             raise ValueError(f"{name.name} has {array.shape[1]} columns, not {width}")
         width = array.shape[1]
         rows += array.shape[0]
-    return tuple(str(i) for i in range(width)), rows, {}
+    return tuple(str(i) for i in range(width or 0)), rows, {}
 
 
 def _csv_layout(files: list[Path]):

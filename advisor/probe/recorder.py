@@ -466,7 +466,10 @@ class Recorder:
         if model is not None and model is not old and model.weight is not old.weight:
             same_shape = model.weight.shape == old.weight.shape and (
                 (model.bias is None) == (old.bias is None)
-                and (model.bias is None or model.bias.shape == old.bias.shape)
+                and (
+                    model.bias is None
+                    or (old.bias is not None and model.bias.shape == old.bias.shape)
+                )
             )
             if not same_shape or model.lineage == old.lineage:
                 self.pending = None
@@ -624,7 +627,8 @@ class Recorder:
     def movement(info: OptInfo) -> dict[str, Any]:
         """An optimizer's steps, and whether any of its parameters has moved since the first."""
         changed = any(
-            not np.array_equal(info.initial.get(id(p)), copy_values(p)) for p in info.params
+            id(p) not in info.initial or not np.array_equal(info.initial[id(p)], copy_values(p))
+            for p in info.params
         )
         return {"kind": info.kind, "steps": info.steps, "changed": changed}
 

@@ -140,8 +140,10 @@ class Backward:
     spec: Spec | None = None
     what: str = ""
     deep: bool = False
-    x: torch.Tensor | None = None  # detached clones, while under the store cap
-    y: torch.Tensor | None = None
+    # detached clones (torch.Tensor) of the batch, while under the store cap; Any, not
+    # `Tensor | None`: read only where `dataset` has kept the records that hold them
+    x: Any = None
+    y: Any = None
     x_sources: list[Source] = field(default_factory=list)
     y_sources: list[Source] = field(default_factory=list)
     stepped: bool = False

@@ -38,7 +38,7 @@ class Candidate:
     label: str
     problem: Problem
     optimum: Optimum
-    replay: Replay
+    replay: Replay | None  # None: the optimizer has no replay
     epochs_needed: float | None  # to reach TOLERANCE of its own optimum; None: not within reach
     keeps_model: bool  # False when the fix adds a bias (a different, better model)
     weights: np.ndarray  # (p, k) in the script's feature units
@@ -140,7 +140,7 @@ def _to_original_units(problem: Problem, weights_z: np.ndarray, bias_z: np.ndarr
     return weights, bias
 
 
-def _relative_excess(loss: np.ndarray, optimum: float, scale: float) -> np.ndarray:
+def _relative_excess(loss: float | np.ndarray, optimum: float, scale: float) -> float | np.ndarray:
     return (loss - optimum) / max(optimum, scale * 1e-12, 1e-300)
 
 
