@@ -140,7 +140,7 @@ def _to_original_units(problem: Problem, weights_z: np.ndarray, bias_z: np.ndarr
     return weights, bias
 
 
-def _relative_excess(loss: float | np.ndarray, optimum: float, scale: float) -> float | np.ndarray:
+def _relative_excess(loss: np.ndarray, optimum: float, scale: float) -> np.ndarray:
     return (loss - optimum) / max(optimum, scale * 1e-12, 1e-300)
 
 
@@ -219,7 +219,7 @@ def _judge(problem: Problem, budget: float) -> Verdict:
     if run.diverged:
         verdict.status = "diverged"
     elif (
-        _relative_excess(verdict.final, optimum.loss, scale) <= CONVERGED
+        _relative_excess(np.asarray(verdict.final), optimum.loss, scale) <= CONVERGED
         or verdict.excess <= EXPLAINED * explainable
     ):
         verdict.status = "converged"
