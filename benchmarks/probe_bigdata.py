@@ -17,7 +17,7 @@ other widths, a CSV and a folder of parquet files (smaller), then measures in th
    local:N`, when dask is installed; its time includes starting the cluster); on the CSV and
    on the parquet folder: rows/s, GB/s of the file, the fraction of the bandwidth, the peak
    resident memory (VmHWM, memory-mapped file pages included) of the process that ran it;
-3. the arithmetic alone (`exact.Moments.from_table`: the rows shifted by the first block's
+3. the arithmetic alone (`moments.Moments.from_table`: the rows shifted by the first block's
    means and converted to float64 in one pass, one BᵀB (syrk) per block of 2048 rows), one
    process, then one process per core on slices of the rows, with single-threaded BLAS, the
    file mapped 64 MB at a time: the ceiling for the pass on this machine;
@@ -50,8 +50,8 @@ sys.path.insert(0, str(ROOT))
 STREAM = """
 import json, sys, time
 import numpy as np
-from advisor.probe.datafile import DataOption
-from advisor.probe.partitions import open_table, partitions, stream_any
+from advisor.probe.datafile import DataOption, stream_any
+from advisor.probe.partitions import open_table, partitions
 path, target, out, scheduler = sys.argv[1], sys.argv[2] or None, sys.argv[3], sys.argv[4] or None
 began = time.perf_counter()
 found = stream_any(partitions(open_table(DataOption(path, target))), scheduler)
@@ -69,7 +69,7 @@ KERNEL = """
 import json, sys, time
 from dataclasses import replace
 import numpy as np
-from advisor.probe.exact import Moments, combine_centred
+from advisor.probe.moments import Moments, combine_centred
 path, start, stop, width, at, out = sys.argv[1:7]
 start, stop, width = int(start), int(stop), int(width)
 window = max(1, (64 << 20) // (4 * (width + 1)))

@@ -21,14 +21,13 @@ from reference import lstsq, relative  # noqa: E402
 
 from advisor.probe import distributed as on_dask  # noqa: E402
 from advisor.probe import partitions as tables  # noqa: E402
-from advisor.probe.datafile import DataError, DataOption  # noqa: E402
+from advisor.probe.datafile import DataError, DataOption, stream_any  # noqa: E402
 from advisor.probe.exact import solve_moments  # noqa: E402
 from advisor.probe.partitions import (  # noqa: E402
     open_table,
     partial,
     partitions,
     stream,
-    stream_any,
 )
 from advisor.probe.problem import Loss  # noqa: E402
 

@@ -15,7 +15,8 @@ import pytest
 from reference import lstsq, relative
 
 from advisor.probe.datafile import DataError, DataOption, given, streamed
-from advisor.probe.exact import Moments, combine_centred, solve, solve_moments
+from advisor.probe.exact import Moments, solve, solve_moments
+from advisor.probe.moments import combine_centred
 from advisor.probe.partitions import open_table, partitions, stream
 from advisor.probe.problem import Loss, Optimizer, Problem
 from advisor.probe.replay import replay

@@ -10,11 +10,12 @@ and how to give it (`--data`, `--run`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from advisor.facts.regression import Regression
-from advisor.probe.problem import Loss, Optimizer, Problem
+from advisor.probe.problem import Loss, Optimizer, OptimizerKind, Problem, ProblemSource
 
 # torch's defaults where a script leaves the lr out
 DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2, "adagrad": 1e-2}
@@ -49,7 +50,7 @@ def optimizer_of(regression: Regression) -> Optimizer | None:
         lr = regression.step_size or DEFAULT_LR[name]
         decay = config.weight_decay
         return Optimizer(
-            name,
+            cast(OptimizerKind, name),  # a key of DEFAULT_LR: adam, adamw, rmsprop, adagrad
             float(lr),
             weight_decay=float(DEFAULT_DECAY.get(name, 0.0) if decay is None else decay),
         )
@@ -68,6 +69,7 @@ def from_regression(regression: Regression, data=None) -> Acquired:
         return Acquired(None, "the model is not a single linear layer", applies=False)
     notes: list[str] = []
     streamed = None
+    source: ProblemSource
     if data is not None and hasattr(data, "moments"):  # a file streamed in one pass
         streamed = data
         x, y = data.sample_x, data.sample_y
@@ -88,7 +90,9 @@ def from_regression(regression: Regression, data=None) -> Acquired:
         x, y = found
         source = "facts"
         target = loss.target
-        if features.origin == "synthetic" or target.origin == "synthetic":
+        if (features is not None and features.origin == "synthetic") or (
+            target is not None and target.origin == "synthetic"
+        ):
             notes.append("synthetic data, re-created with a fixed seed")
             if regression.rows and regression.rows > x.shape[0]:
                 notes.append(f"a sample of {x.shape[0]} of its {regression.rows} rows")
@@ -148,9 +152,12 @@ def _from_streamed(regression: Regression, streamed, x, y, notes: list[str]) -> 
     return Acquired(problem)
 
 
-def _problem(regression: Regression, x, y, data, notes: list[str], source: str) -> Problem:
+def _problem(
+    regression: Regression, x, y, data, notes: list[str], source: ProblemSource
+) -> Problem:
     """The problem of a regression on checked data (all rows, or a streamed file's sample)."""
     loss, model = regression.loss, regression.model
+    assert model is not None  # from_regression has returned without a model
     optimizer = optimizer_of(regression)
     if regression.scheduled:
         optimizer = None

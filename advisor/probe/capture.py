@@ -2,9 +2,10 @@
 
 The script and the files next to it are copied into a fresh temporary folder (the user's tree is
 never written), then run there by `python -m advisor.probe.instrument`, which records the
-regression the script trains (see instrument.py). The child runs in its own process group with
-a scrubbed environment, a wall-clock timeout (the whole group is killed), and limits on memory
-and CPU time; whatever it captured before stopping comes back as a `Problem`.
+regression the script trains (see instrument.py and recorder.py). The child runs in its own
+process group with a scrubbed environment, a wall-clock timeout (the whole group is killed),
+and limits on memory and CPU time; whatever it captured before stopping comes back as a
+`Problem`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from advisor.probe.instrument import MEMORY_MARKERS, read_capture
+from advisor.probe.capturefile import MEMORY_MARKERS, read_capture
 from advisor.probe.problem import Problem
 from advisor.probe.sandbox import Reaper, isolate, read_report
 
@@ -35,12 +36,16 @@ TAIL = 4000  # characters of stdout / stderr kept
 GRACE = 3.0  # seconds between SIGTERM (the child writes its capture) and SIGKILL
 THREADS = "1"  # math library threads: results do not depend on the machine's core count
 
+# how running the script went: it gave a problem, failed, ran out of time or memory, or
+# trained something the probe does not recognise as a linear regression
+CaptureStatus = Literal["ok", "error", "timeout", "memory", "no-regression"]
+
 
 @dataclass
 class CaptureResult:
     """What running the script gave: a status, one line for the user, and the capture."""
 
-    status: str  # ok, error, timeout, memory, no-regression
+    status: CaptureStatus
     message: str
     problem: Problem | None
     elapsed: float
@@ -279,7 +284,7 @@ def _verdict(
     timeout: float,
     memory_mb: int,
     stderr: str,
-) -> tuple[str, str]:
+) -> tuple[CaptureStatus, str]:
     """The status and the one line the user reads."""
     end = meta.get("end")
     steps = _steps(meta)

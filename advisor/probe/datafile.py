@@ -9,40 +9,29 @@ so memory does not grow with the number of rows (`given` picks the way).
 from __future__ import annotations
 
 import csv
-import os
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-
-class DataError(Exception):
-    """A data file that cannot be used: the message says why, in one line."""
-
-
-@dataclass(frozen=True)
-class DataOption:
-    path: str
-    target: str | None = None  # a column name or a 0-based index; default the last column
-    features: tuple[str, ...] | None = None  # default every other column
-
+from advisor.probe.datasource import DataError, DataOption, column, one_line, setting
+from advisor.probe.distributed import stream_on_dask
+from advisor.probe.partitions import (
+    SAMPLE_ROWS,
+    Partition,
+    Streamed,
+    open_table,
+    partitions,
+    stream,
+)
 
 STREAM_BYTES = 256 << 20  # files above this are streamed, not read whole
 STREAMABLE = (".npy", ".csv", ".tsv", ".txt", ".parquet")
 
 
-def _setting(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    try:
-        return max(int(value), 1) if value else default
-    except ValueError:
-        return default
-
-
 def stream_bytes() -> int:
     """The size above which `--data` is streamed: LR_ADVISOR_STREAM_BYTES, or 256 MB."""
-    return _setting("LR_ADVISOR_STREAM_BYTES", STREAM_BYTES)
+    return setting("LR_ADVISOR_STREAM_BYTES", STREAM_BYTES)
 
 
 def streamed(option: DataOption, scheduler: str | None = None) -> bool:
@@ -64,20 +53,27 @@ def given(option: DataOption, scheduler: str | None = None):
     if not streamed(option, scheduler):
         x, y, _ = load(option)
         return x, y
-    from advisor.probe.partitions import SAMPLE_ROWS, open_table, partitions, stream_any
-
-    sample = _setting("LR_ADVISOR_SAMPLE_ROWS", SAMPLE_ROWS)  # rows kept for mini-batch replay
+    sample = setting("LR_ADVISOR_SAMPLE_ROWS", SAMPLE_ROWS)  # rows kept for mini-batch replay
     try:
         return stream_any(partitions(open_table(option)), scheduler, sample_rows=sample)
     except DataError as error:  # the streaming pass's own (or the cluster's), on one line
-        raise type(error)(_one_line(error)) from None
+        raise type(error)(one_line(error)) from None
     except (ValueError, TypeError, OSError, EOFError, ImportError) as error:
-        raise DataError(f"{option.path}: cannot read it ({_one_line(error)})") from None
+        raise DataError(f"{option.path}: cannot read it ({one_line(error)})") from None
 
 
-def _one_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def stream_any(
+    parts: list[Partition],
+    scheduler: str | None = None,
+    sample_rows: int = SAMPLE_ROWS,
+    seed: int = 0,
+) -> Streamed:
+    """`partitions.stream` here, or on a Dask cluster when `scheduler` names one
+    (`--scheduler`: an address such as tcp://host:8786, or local[:N]); the same answer
+    either way."""
+    if not scheduler:
+        return stream(parts, sample_rows=sample_rows, seed=seed)
+    return stream_on_dask(parts, scheduler, sample_rows=sample_rows, seed=seed)
 
 
 def load(option: DataOption) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -103,22 +99,12 @@ def load(option: DataOption) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         raise DataError(f"{option.path}: cannot read it ({error})") from None  # a damaged file
     if table.ndim != 2 or table.shape[1] < 2:
         raise DataError(f"{option.path}: need a table of at least two columns, got {table.shape}")
-    target = _column(option.target, names, len(names) - 1, option.path)
+    target = column(option.target, names, len(names) - 1, option.path)
     if option.features:
-        chosen = [_column(f, names, None, option.path) for f in option.features]
+        chosen = [column(f, names, None, option.path) for f in option.features]
     else:
         chosen = [i for i in range(len(names)) if i != target]
     return table[:, chosen], table[:, [target]], tuple(names[i] for i in chosen)
-
-
-def _column(key: str | None, names: tuple[str, ...], default: int | None, path: str) -> int:
-    if key is None:
-        return default
-    if key in names:
-        return names.index(key)
-    if key.lstrip("-").isdigit() and -len(names) <= int(key) < len(names):
-        return int(key) % len(names)
-    raise DataError(f"{path}: no column {key!r} (columns: {', '.join(names)})")
 
 
 def _csv(path: Path, delimiter: str | None):

@@ -21,7 +21,7 @@ import os
 import socket
 from dataclasses import replace
 
-from advisor.probe.datafile import DataError, _setting
+from advisor.probe.datasource import DataError, one_line, setting
 from advisor.probe.partitions import (
     SAMPLE_ROWS,
     Partial,
@@ -47,7 +47,7 @@ class SchedulerError(DataError):
 
 def timeout() -> float:
     """Seconds to reach the scheduler: LR_ADVISOR_SCHEDULER_TIMEOUT, or 10."""
-    return float(_setting("LR_ADVISOR_SCHEDULER_TIMEOUT", TIMEOUT))
+    return float(setting("LR_ADVISOR_SCHEDULER_TIMEOUT", TIMEOUT))
 
 
 def parse_scheduler(text: str) -> tuple[str, int | str]:
@@ -95,16 +95,11 @@ def check_scheduler(scheduler: str, seconds: float | None = None) -> None:
     try:
         asyncio.run(reach())
     except (OSError, ValueError, TypeError) as error:
-        raise SchedulerError(_unreachable(where, error)) from None
+        raise SchedulerError(_unreachable(str(where), error)) from None
 
 
 def _unreachable(address: str, error: Exception) -> str:
-    return f"--scheduler {address}: cannot reach a Dask scheduler there ({_one_line(error)})"
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return f"--scheduler {address}: cannot reach a Dask scheduler there ({one_line(error)})"
 
 
 def local_cluster(workers: int):
@@ -144,10 +139,10 @@ def stream_on_dask(
     try:
         if kind == "local":
             try:
-                cluster = local_cluster(where)
+                cluster = local_cluster(int(where))
             except Exception as error:
                 raise SchedulerError(
-                    f"--scheduler {scheduler}: cannot start a local cluster ({_one_line(error)})"
+                    f"--scheduler {scheduler}: cannot start a local cluster ({one_line(error)})"
                 ) from None
             target, place = cluster, "a local Dask cluster"
         else:
@@ -205,7 +200,7 @@ def _tree(client, tasks, sample_rows: int, seed: int, bound: int | None, fan_in:
         ) from None
     except Exception as error:
         raise SchedulerError(
-            f"the Dask cluster failed: {type(error).__name__}: {_one_line(error)}"
+            f"the Dask cluster failed: {type(error).__name__}: {one_line(error)}"
         ) from None
 
 
@@ -220,17 +215,17 @@ def _partial_task(
     except ImportError as error:
         raise DataError(
             f"{part.path}: the Dask worker on {socket.gethostname()} cannot read it "
-            f"({_one_line(error)}): install the same lr-advisor, numpy and pyarrow as here"
+            f"({one_line(error)}): install the same lr-advisor, numpy and pyarrow as here"
         ) from None
     except OSError as error:  # most often: the file is not there, on that machine
         raise DataError(
             f"{part.path}: the Dask worker on {socket.gethostname()} cannot open it "
-            f"({_one_line(error)}); {SHARED}"
+            f"({one_line(error)}); {SHARED}"
         ) from None
     except (ValueError, EOFError) as error:
         raise DataError(
             f"{part.path}: the Dask worker on {socket.gethostname()} cannot read it "
-            f"({_one_line(error)})"
+            f"({one_line(error)})"
         ) from None
 
 

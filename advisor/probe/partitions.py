@@ -27,24 +27,31 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
-from advisor.probe.datafile import DataError, DataOption
-from advisor.probe.datafile import _column as _column
-from advisor.probe.exact import Moments
+from advisor.probe.datasource import DataError, DataOption, column
+from advisor.probe.moments import Moments
 
 CHUNK_ROWS = 1 << 14  # rows a chunk holds: 16k rows x 100 float64 columns = 13 MB
 PARTITION_BYTES = 64 << 20  # the size of a piece of work for one worker
 SAMPLE_ROWS = 200_000  # rows kept for replaying mini-batch training
-KINDS = {".npy": "npy", ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet"}
+TableKind = Literal["npy", "csv", "parquet"]
+KINDS: dict[str, TableKind] = {
+    ".npy": "npy",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+}
 
 
 @dataclass(frozen=True)
 class Table:
     """A data source opened for a streaming pass: which files, which columns."""
 
-    kind: str  # npy, csv, parquet
+    kind: TableKind
     files: tuple[str, ...]
     names: tuple[str, ...]  # the columns of every file
     features: tuple[int, ...]  # column indices the model reads
@@ -60,7 +67,7 @@ class Partition:
     """One independent piece of a table: rows [start, stop) of a .npy, the lines that begin in
     bytes [start, stop) of a CSV, or row group `start` of a parquet file."""
 
-    kind: str
+    kind: TableKind
     path: str
     start: int
     stop: int
@@ -199,9 +206,9 @@ def open_table(option: DataOption) -> Table:
         raise DataError(f"{option.path}: cannot read it ({error})") from None
     if len(names) < 2:
         raise DataError(f"{option.path}: need a table of at least two columns")
-    target = _column(option.target, names, len(names) - 1, option.path)
+    target = column(option.target, names, len(names) - 1, option.path)
     if option.features:
-        features = tuple(_column(f, names, None, option.path) for f in option.features)
+        features = tuple(column(f, names, None, option.path) for f in option.features)
     else:
         features = tuple(i for i in range(len(names)) if i != target)
     return Table(
@@ -218,7 +225,9 @@ def open_table(option: DataOption) -> Table:
 
 def partitions(table: Table, target_bytes: int = PARTITION_BYTES) -> list[Partition]:
     """Independent pieces of about `target_bytes` each, in the table's row order."""
-    common = dict(features=table.features, target=table.target, width=len(table.names))
+    common: dict[str, Any] = dict(
+        features=table.features, target=table.target, width=len(table.names)
+    )
     pieces: list[Partition] = []
     for name in table.files:
         if table.kind == "npy":
@@ -280,8 +289,8 @@ def _pass(parts: list[Partition], sample_rows: int, seed: int, bound: int | None
         # rows whose keys are above the bound, or the sample's largest so far, cannot enter it
         limit = total.sample.limit
         below = bound if limit is None else (limit if bound is None else min(bound, limit))
-        found = partial(part, files[part.path], sample_rows, seed, below=below)
-        total = merge(total, found, tight=False)
+        piece = partial(part, files[part.path], sample_rows, seed, below=below)
+        total = merge(total, piece, tight=False)
     return total
 
 
@@ -329,21 +338,6 @@ def _expected_rows(parts: list[Partition]) -> int | None:
     except (OSError, ValueError, ImportError):
         return None
     return None
-
-
-def stream_any(
-    parts: list[Partition],
-    scheduler: str | None = None,
-    sample_rows: int = SAMPLE_ROWS,
-    seed: int = 0,
-) -> Streamed:
-    """`stream` here, or on a Dask cluster when `scheduler` names one (`--scheduler`: an
-    address such as tcp://host:8786, or local[:N]); the same answer either way."""
-    if not scheduler:
-        return stream(parts, sample_rows=sample_rows, seed=seed)
-    from advisor.probe.distributed import stream_on_dask
-
-    return stream_on_dask(parts, scheduler, sample_rows=sample_rows, seed=seed)
 
 
 @dataclass
@@ -598,7 +592,7 @@ def _npy_layout(files: list[Path]):
             raise ValueError(f"{name.name} has {array.shape[1]} columns, not {width}")
         width = array.shape[1]
         rows += array.shape[0]
-    return tuple(str(i) for i in range(width)), rows, {}
+    return tuple(str(i) for i in range(width or 0)), rows, {}
 
 
 def _csv_layout(files: list[Path]):

@@ -6,20 +6,26 @@ captured while the script ran. Every field holds what the script does, not what 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from advisor.probe.exact import Moments
+from advisor.probe.moments import Moments
+
+# the update rules the replay knows; manual: w -= lr * grad by hand
+OptimizerKind = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "manual"]
+# where the problem's numbers come from: the facts alone, a --data file, or what --run captured
+ProblemSource = Literal["facts", "data file", "run"]
+# the starting parameters: nn.Linear's uniform ±1/sqrt(p), zeros, or the script's own (`initial`)
+Init = Literal["linear", "zeros", "given"]
 
 
 @dataclass(frozen=True)
 class Optimizer:
     """The update rule, with PyTorch's semantics and defaults."""
 
-    kind: str  # sgd, adam, adamw, rmsprop, adagrad, manual (w -= lr * grad by hand)
+    kind: OptimizerKind
     lr: float
     momentum: float = 0.0
     dampening: float = 0.0
@@ -31,8 +37,6 @@ class Optimizer:
     accumulate: bool = False  # .grad is never cleared: each step uses the sum of all gradients
 
     def with_lr(self, lr: float) -> Optimizer:
-        from dataclasses import replace
-
         return replace(self, lr=lr)
 
 
@@ -70,9 +74,9 @@ class Problem:
     drop_last: bool = False
     epochs: int | None = None  # passes over the data; None: unknown
     steps: int | None = None  # optimizer steps in all; None: epochs * steps per epoch
-    init: str = "linear"  # linear (nn.Linear's uniform ±1/sqrt(p)), zeros, given
+    init: Init = "linear"
     initial: tuple[np.ndarray, np.ndarray] | None = None  # (weights (p, k), bias (k,)) if given
-    source: str = "facts"  # facts, data file, run
+    source: ProblemSource = "facts"
     feature_names: tuple[str, ...] | None = None
     notes: list[str] = field(default_factory=list)  # what the probe assumed, for the report
     observed_losses: np.ndarray | None = (
@@ -105,8 +109,6 @@ class Problem:
     def full_moments(self) -> Moments:
         """The sums over all rows for this problem's model (with its bias column or not):
         the streamed ones, or one pass over the rows in memory."""
-        from advisor.probe.exact import Moments
-
         if self.moments is None:
             return Moments.accumulate([(self.features, self.targets)], self.bias)
         return self.moments if self.bias else self.moments.without_bias()

@@ -88,6 +88,7 @@ class Evaluator:
         p = m.gram.shape[0] - 1
         weights, intercept = theta[..., :p, :], theta[..., p, :]
         scatter = m.scatter
+        assert scatter is not None and m.mean is not None  # `self.centred`: both are there
         quadratic = np.einsum("...ij,ik,...kj->...", weights, scatter[:p, :p], weights)
         linear = np.einsum("...ij,ij->...", weights, scatter[:p, p:])
         offset = m.mean[p:] - np.einsum("i,...ij->...j", m.mean[:p], weights) - intercept
@@ -348,6 +349,7 @@ def _full_batch_gradient(problem: Problem):
     c = gradient_scale(problem, n)
     cross = moments.cross
     if problem.loss.broadcast:  # Aᵀ(Aθ - 1 ȳᵀ): the column sums of A times the mean target
+        assert problem.moments is not None  # a streamed problem carries its sums
         sums = problem.moments.gram[:, -1] if problem.bias else problem.moments.gram[:-1, -1]
         cross = np.outer(sums, moments.target_sum / n)
     return lambda theta: c * (np.einsum("ij,rjk->rik", moments.gram, theta) - cross[None])

@@ -4,6 +4,7 @@ training loop, and one line each for the concise format."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def verdict_json(verdict) -> dict:
     """Every number of a verdict, as plain JSON."""
     optimum, shape, run = verdict.optimum, verdict.curvature, verdict.replay
     problem = verdict.problem
-    data = {
+    data: dict[str, Any] = {
         "problem": {
             "rows": problem.rows,
             "features": problem.width,
@@ -216,7 +217,7 @@ def panel(report):
 
 def _weight_rows(verdict, best) -> list[tuple[str, ...]]:
     optimum, run = verdict.optimum, verdict.replay
-    rows = [("loss", figure(optimum.loss))]
+    rows: list[tuple[str, ...]] = [("loss", figure(optimum.loss))]
     if run is not None:
         rows[0] += (figure(verdict.final),)
     if best is not None:
@@ -228,7 +229,7 @@ def _weight_rows(verdict, best) -> list[tuple[str, ...]]:
             label = names[i] if names and i < len(names) else f"w[{i}]"
             if k > 1:
                 label += f" → {j}"
-            row = (label, figure(optimum.weights[i, j]))
+            row: tuple[str, ...] = (label, figure(optimum.weights[i, j]))
             if run is not None:
                 row += (figure(float(np.median(run.weights[:, i, j]))),)
             if best is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -37,16 +38,21 @@ class Candidate:
     label: str
     problem: Problem
     optimum: Optimum
-    replay: Replay
+    replay: Replay | None  # None: the optimizer has no replay
     epochs_needed: float | None  # to reach TOLERANCE of its own optimum; None: not within reach
     keeps_model: bool  # False when the fix adds a bias (a different, better model)
     weights: np.ndarray  # (p, k) in the script's feature units
     bias: np.ndarray  # (k,)
 
 
+# what the replay of the script's training shows; unknown: there is no replay (the update
+# rule is not one the probe knows)
+Status = Literal["converged", "not converged", "diverged", "unknown"]
+
+
 @dataclass
 class Verdict:
-    status: str  # converged, not converged, diverged, unknown (no replay)
+    status: Status
     problem: Problem
     optimum: Optimum
     curvature: Curvature
@@ -213,7 +219,7 @@ def _judge(problem: Problem, budget: float) -> Verdict:
     if run.diverged:
         verdict.status = "diverged"
     elif (
-        _relative_excess(verdict.final, optimum.loss, scale) <= CONVERGED
+        _relative_excess(np.asarray(verdict.final), optimum.loss, scale) <= CONVERGED
         or verdict.excess <= EXPLAINED * explainable
     ):
         verdict.status = "converged"
