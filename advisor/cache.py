@@ -3,8 +3,8 @@
 One JSON document, `.lr_advisor_cache/results.json` in the current folder, holds:
 
 - `entries`: a file's findings and errors, keyed by a digest of its bytes, the name it is
-  shown under (a rule may look at it: `test_*.py`), the rules that apply to it and their
-  settings. A new configuration or selection gives other keys, never a stale result.
+  shown under (a rule may look at it: `test_*.py`) and the rules that apply to it. A new
+  configuration or selection gives other keys, never a stale result.
 - `files`: for each absolute path, its (size, mtime, ctime, inode) when last read and the
   digest of its bytes then, so that a file whose stat has not changed is not read or hashed
   again. Only files last changed a while before they were read are recorded (like git's
@@ -85,9 +85,9 @@ def content_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def ruleset_digest(rule_ids: Sequence[str], settings: object) -> str:
-    """The rules that apply to a file and their settings, hashed once per distinct set."""
-    text = json.dumps([list(rule_ids), settings], sort_keys=True, default=str)
+def ruleset_digest(rule_ids: Sequence[str]) -> str:
+    """The rules that apply to a file, hashed once per distinct set."""
+    text = json.dumps(list(rule_ids))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

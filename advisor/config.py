@@ -6,20 +6,20 @@
     ignore = ["accumulated-loss-tensor"]
     per-file-ignores = { "notebooks/*.ipynb" = ["LRA201"] }
 
-    [tool.lr-advisor.missing-zero-grad]  # per-rule settings (by name or id), passed through
-    some-threshold = 3
-
 The nearest `pyproject.toml` with a `[tool.lr-advisor]` table, walking up from each checked
 file, applies (like ruff). Globs in `per-file-ignores` are relative to that file's folder.
 On the command line `--select` replaces the configured selection and `--ignore` adds to it.
+No rule has options: a `[tool.lr-advisor.<rule>]` table (per-rule settings, accepted by older
+versions and never read) is an error that says so.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,15 +46,10 @@ class Config:
     extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    rule_settings: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
 
     @property
     def root(self) -> Path | None:
         return self.path.parent if self.path is not None else None
-
-    def settings_for(self, rule: Selectable) -> dict[str, Any]:
-        """The rule's own table, `[tool.lr-advisor.<name>]` (or `.<id>`); empty if none."""
-        return self.rule_settings.get(rule.name) or self.rule_settings.get(rule.id) or {}
 
     def ignores_for(self, file: Path) -> tuple[str, ...]:
         """The per-file-ignores selectors whose glob matches this file."""
@@ -150,7 +145,6 @@ def _strings(value: object, key: str, path: Path) -> tuple[str, ...]:
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     """The `[tool.lr-advisor]` table of a parsed pyproject.toml (rules not yet checked)."""
     values: dict[str, Any] = {}
-    settings: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
         normal = key.replace("_", "-")
         if normal in _LIST_KEYS:
@@ -164,11 +158,15 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
                 (glob, _strings(codes, f"{key}.{glob}", path)) for glob, codes in value.items()
             )
         elif isinstance(value, dict):
-            settings[key] = value  # a rule's own settings; checked against the rules later
+            raise ConfigError(
+                f"{path}: [tool.{SECTION}.{key}]: per-rule settings are not supported (no rule "
+                f"has an option, so the table never changed a result); remove the table, and "
+                f"use `ignore` or `per-file-ignores` in [tool.{SECTION}] to turn a rule off"
+            )
         else:
             raise ConfigError(
                 f"{path}: unknown option `{key}` in [tool.{SECTION}] "
-                f"(known: {', '.join(_KNOWN_KEYS)}, or a table named after a rule)"
+                f"(known: {', '.join(_KNOWN_KEYS)})"
             )
     return Config(
         path=path,
@@ -176,7 +174,6 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         extend_select=values.get("extend-select", ()),
         ignore=values.get("ignore", ()),
         per_file_ignores=values.get("per-file-ignores", ()),
-        rule_settings=settings,
     )
 
 
@@ -188,9 +185,9 @@ def load_config(pyproject: Path) -> Config | None:
         raise ConfigError(f"{pyproject}: cannot read: {error.strerror or error}") from error
     if b"lr-advisor" not in raw:  # the common case: somebody else's pyproject, no TOML parse
         return None
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
+    else:  # Python 3.10
         try:
             import tomli as tomllib
         except ImportError:
@@ -242,7 +239,7 @@ def unknown_selectors(selectors: Sequence[str], rules: Sequence[Selectable]) -> 
 
 
 def validate(config: Config, rules: Sequence[Selectable]) -> None:
-    """Every selector must name at least one rule, every settings table a rule."""
+    """Every selector must name at least one rule."""
     names = [
         *(config.select or ()),
         *config.extend_select,
@@ -255,11 +252,6 @@ def validate(config: Config, rules: Sequence[Selectable]) -> None:
             f"{config.path}: [tool.{SECTION}] names no rule: {', '.join(unknown)} "
             "(see `lr-advisor rules`)"
         )
-    for key in config.rule_settings:
-        if not any(rule.name == key or rule.id == key.upper() for rule in rules):
-            raise ConfigError(
-                f"{config.path}: [tool.{SECTION}.{key}] is not a rule (see `lr-advisor rules`)"
-            )
 
 
 def select_rules(

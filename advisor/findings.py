@@ -3,18 +3,27 @@
 A rule yields `Diagnostic`s that still point at syntax nodes; the runner turns them into
 `Finding`s with 1-based lines and columns once, and only for files that have any, because
 computing positions costs more than parsing.
+
+A finding's confidence is `certain` or `likely` from a rule, `confirmed` once the probe has
+reproduced it; a fix's applicability says whether `--fix` may apply it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 if TYPE_CHECKING:
     import libcst as cst
 
-CERTAIN = "certain"
-LIKELY = "likely"
+Confidence: TypeAlias = Literal["certain", "likely", "confirmed"]
+CERTAIN: Final[Confidence] = "certain"
+LIKELY: Final[Confidence] = "likely"
+CONFIRMED: Final[Confidence] = "confirmed"  # the probe reproduced it
+
+# "safe": `--fix` applies it; "unsafe": only with `--unsafe-fixes`; "display": a hint
+Applicability: TypeAlias = Literal["safe", "unsafe", "display"]
+Severity: TypeAlias = Literal["error", "warning"]  # a rule's (advisor/rule.py re-exports it)
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,7 @@ class NodeEdit:
 @dataclass(frozen=True)
 class Fix:
     description: str
-    applicability: str = "display"  # "safe", "unsafe" or "display" (a hint, nothing to apply)
+    applicability: Applicability = "display"
     edits: tuple[Edit, ...] = ()
     node_edits: tuple[NodeEdit, ...] = field(default=(), compare=False, repr=False)
 
@@ -78,7 +87,7 @@ class Diagnostic:
 
     node: cst.CSTNode
     message: str
-    confidence: str = CERTAIN
+    confidence: Confidence = CERTAIN
     fix: Fix | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -93,13 +102,13 @@ class Finding:
     rule_id: str
     rule_name: str
     message: str
-    severity: str
-    confidence: str
+    severity: Severity
+    confidence: Confidence
     fix: Fix | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     cell: int | None = None
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[str, int, int, int, str]:
         return (self.path, self.cell or 0, self.line, self.column, self.rule_id)
 
     def to_json(self) -> dict[str, Any]:

@@ -415,6 +415,8 @@ def check_source(
 
     reported: list[tuple[Rule, Any]] = []
     for rule in active:
+        if rule.probe:  # a ProbeRule has no check: the probe stage reports it
+            continue
         try:
             diagnostics = list(rule.check(facts))  # all or nothing: a crash drops partial output
         except RecursionError:
@@ -795,8 +797,7 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
             rule_ids = tuple(rule.id for rule in selected)
             ruleset = ""
             if cache is not None:
-                settings = {rule.id: config.settings_for(rule) for rule in selected}
-                ruleset = ruleset_digest(rule_ids, settings)
+                ruleset = ruleset_digest(rule_ids)
             selection = selections[(id(config), extra)] = (rule_ids, ruleset)
         rule_ids, ruleset = selection
         cached = cache is not None and not target.stdin

@@ -1,52 +1,54 @@
-"""The rule catalogue: one module a rule, registered here in id order."""
+"""The rule catalogue: every module of this package holds one rule, its module-level `RULE`.
+
+Adding a rule is adding a module: the modules are discovered here (modules whose name starts
+with `_` are helpers, not rules) and the catalogue is sorted by id. A module without `RULE`,
+or two rules with one id or one name, stop the import with a `CatalogueError`.
+"""
 
 from __future__ import annotations
 
-from advisor.rule import Rule
-from advisor.rules import (
-    accumulated_loss_tensor,
-    discarded_tensor_result,
-    exhausted_iterator,
-    huge_learning_rate,
-    loss_argument_order,
-    loss_shape_broadcast,
-    missing_zero_grad,
-    not_converged,
-    reused_layer,
-    step_changes_nothing,
-    tiny_learning_rate,
-    unscaled_features,
-    update_outside_no_grad,
-    wrong_model_variable,
-    zero_grad_before_step,
-)
+import importlib
+import pkgutil
+from collections.abc import Iterable
 
-ALL_RULES: tuple[Rule, ...] = tuple(
-    sorted(
-        (
-            missing_zero_grad.RULE,
-            zero_grad_before_step.RULE,
-            update_outside_no_grad.RULE,
-            accumulated_loss_tensor.RULE,
-            exhausted_iterator.RULE,
-            wrong_model_variable.RULE,
-            loss_argument_order.RULE,
-            reused_layer.RULE,
-            discarded_tensor_result.RULE,
-            loss_shape_broadcast.RULE,
-            unscaled_features.RULE,
-            tiny_learning_rate.RULE,
-            huge_learning_rate.RULE,
-            not_converged.RULE,
-            step_changes_nothing.RULE,
-        ),
-        key=lambda rule: rule.id,
-    )
-)
-BY_ID = {rule.id: rule for rule in ALL_RULES}
-BY_NAME = {rule.name: rule for rule in ALL_RULES}
+from advisor.rule import BaseRule
 
 
-def find_rule(key: str) -> Rule | None:
+class CatalogueError(Exception):
+    """The rules package is inconsistent: a module without a rule, or a duplicate id or name."""
+
+
+def discover_rules(package: str, path: Iterable[str]) -> tuple[BaseRule, ...]:
+    """The `RULE` of every public module of the package at `path`, sorted by id."""
+    found: list[BaseRule] = []
+    by_id: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    for info in sorted(pkgutil.iter_modules(list(path)), key=lambda info: info.name):
+        if info.name.startswith("_"):
+            continue
+        qualified = f"{package}.{info.name}"
+        module = importlib.import_module(qualified)
+        rule = getattr(module, "RULE", None)
+        if not isinstance(rule, BaseRule):
+            raise CatalogueError(
+                f"{qualified} defines no rule: every module of {package} must set a "
+                "module-level `RULE = Rule(...)` or `ProbeRule(...)` (helpers start with `_`)"
+            )
+        for key, seen, what in ((rule.id, by_id, "id"), (rule.name, by_name, "name")):
+            if key in seen:
+                raise CatalogueError(
+                    f"rule {what} {key!r} is defined twice: in {seen[key]} and in {qualified}"
+                )
+            seen[key] = qualified
+        found.append(rule)
+    return tuple(sorted(found, key=lambda rule: rule.id))
+
+
+ALL_RULES: tuple[BaseRule, ...] = discover_rules(__name__, __path__)
+BY_ID: dict[str, BaseRule] = {rule.id: rule for rule in ALL_RULES}
+BY_NAME: dict[str, BaseRule] = {rule.name: rule for rule in ALL_RULES}
+
+
+def find_rule(key: str) -> BaseRule | None:
     """A rule by id (any case) or name."""
     return BY_ID.get(key.upper()) or BY_NAME.get(key.lower())

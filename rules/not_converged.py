@@ -1,20 +1,10 @@
-"""LRA501 not-converged (found by the probe)."""
+"""LRA501 not-converged: the probe reports it after replaying the training (advisor/probe/)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from advisor.rule import ERROR, ProbeRule
 
-from advisor.facts.model import FileFacts
-from advisor.findings import Diagnostic
-from advisor.rule import ERROR, Rule
-
-
-def check(facts: FileFacts) -> Iterator[Diagnostic]:
-    """Nothing statically: the probe reports this rule after replaying the training."""
-    return iter(())
-
-
-RULE = Rule(
+RULE = ProbeRule(
     id="LRA501",
     name="not-converged",
     summary="(probe) the script's own training ends far from the closed-form optimum",
@@ -151,6 +141,4 @@ for epoch in range(1500):
     opt.step()
 """,
     ),
-    check=check,
-    probe=True,
 )

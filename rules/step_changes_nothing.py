@@ -1,23 +1,13 @@
-"""LRA502 step-changes-nothing (found by the probe, with `--run`)."""
+"""LRA502 step-changes-nothing: the probe reports it after running the script (`--run`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from advisor.rule import ERROR, ProbeRule
 
-from advisor.facts.model import FileFacts
-from advisor.findings import Diagnostic
-from advisor.rule import ERROR, Rule
-
-
-def check(facts: FileFacts) -> Iterator[Diagnostic]:
-    """Nothing statically: the probe reports this rule after running the script (`--run`)."""
-    return iter(())
-
-
-RULE = Rule(
+RULE = ProbeRule(
     id="LRA502",
     name="step-changes-nothing",
-    summary="(probe) optimizer steps leave every parameter unchanged",
+    summary="(probe, with `--run`) optimizer steps leave every parameter unchanged",
     severity=ERROR,
     what_it_does="""
 With `--run`, the probe records the parameters of the script's optimizer before its first step
@@ -141,6 +131,4 @@ for epoch in range(20):
     opt.step()
 """,
     ),
-    check=check,
-    probe=True,
 )

@@ -134,15 +134,23 @@ def test_command_line_select_replaces_and_ignore_adds(tmp_path: Path) -> None:
     assert found(run([path], ignore=["LRA902"])) == set()
 
 
-def test_rule_settings_tables_are_passed_through(tmp_path: Path) -> None:
-    path = write(
+@pytest.mark.parametrize("table", ["every-step", "LRA902", "not-a-rule"])
+def test_rule_settings_tables_are_an_error_naming_the_file_and_the_table(
+    tmp_path: Path, table: str
+) -> None:
+    """Older versions accepted `[tool.lr-advisor.<rule>]` and never read it: say so."""
+    config = write(
         tmp_path / "pyproject.toml",
-        "[tool.lr-advisor]\nselect = ['LRA9']\n[tool.lr-advisor.every-step]\nthreshold = 3\n",
+        f"[tool.lr-advisor]\nselect = ['LRA9']\n[tool.lr-advisor.{table}]\nthreshold = 3\n",
     )
-    config = load_config(path)
-    assert config is not None and config.rule_settings == {"every-step": {"threshold": 3}}
-    assert config.settings_for(STEP) == {"threshold": 3}
-    assert config.settings_for(BACKWARD) == {}
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    message = str(raised.value)
+    assert message.startswith(f"{config}: [tool.lr-advisor.{table}]: ")
+    assert "per-rule settings are not supported" in message and "remove the table" in message
+    path = write(tmp_path / "t.py", SCRIPT)
+    with pytest.raises(UsageError, match="per-rule settings are not supported"):
+        run([path])
 
 
 @pytest.mark.parametrize(
@@ -155,7 +163,7 @@ def test_rule_settings_tables_are_passed_through(tmp_path: Path) -> None:
         ("[tool.lr-advisor]\nselect = ['LRA777']\n", "names no rule: LRA777"),
         ("[tool.lr-advisor.per-file-ignores]\n'a' = ['nope']\n", "names no rule: nope"),
         ("[tool.lr-advisor]\nper-file-ignores = 1\n", "must be a table"),
-        ("[tool.lr-advisor.not-a-rule]\nx = 1\n", "[tool.lr-advisor.not-a-rule] is not a rule"),
+        ("[tool.lr-advisor.not-a-rule]\nx = 1\n", "[tool.lr-advisor.not-a-rule]: per-rule"),
     ],
 )
 def test_invalid_config_is_a_usage_error_naming_the_file(

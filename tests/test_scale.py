@@ -263,8 +263,8 @@ def test_the_configuration_and_the_tool_version_are_part_of_the_key(
     write(tmp_path / "src" / "pyproject.toml", '[tool.lr-advisor]\nignore = ["LRA101"]\n')
     ignored = run(tmp_path)
     assert ignored.cached == 0 and "LRA101" not in {f.rule_id for f in ignored.findings}
-    write(tmp_path / "src" / "pyproject.toml", "[tool.lr-advisor.missing-zero-grad]\nx = 1\n")
-    assert run(tmp_path).cached == 0  # a rule's settings changed
+    write(tmp_path / "src" / "pyproject.toml", '[tool.lr-advisor]\nselect = ["LRA1", "LRA4"]\n')
+    assert run(tmp_path).cached == 0  # another selection of rules
     assert run(tmp_path).cached == 1
     monkeypatch.setattr(cache_module, "__version__", "0.0.0-other")
     again = run(tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from advisor import __version__
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from advisor.runner import RunResult
 
 
-def document(result: RunResult) -> dict:
+def document(result: RunResult) -> dict[str, Any]:
     return {
         "version": __version__,
         "findings": [finding.to_json() for finding in result.findings],
@@ -21,7 +21,7 @@ def document(result: RunResult) -> dict:
     }
 
 
-def strict(value):
+def strict(value: Any) -> Any:
     """JSON has no NaN or Infinity: such numbers (a diverged loss) become null."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None

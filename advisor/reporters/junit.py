@@ -95,7 +95,7 @@ def document(result: RunResult) -> ET.Element:
         "skipped": "0",
     }
     suite.attrib.update(counts)
-    root = ET.Element("testsuites", name=SUITE, **counts)
+    root = ET.Element("testsuites", {"name": SUITE, **counts})
     root.append(suite)
     return root
 

@@ -35,7 +35,7 @@ from advisor.reporters.text import error_line
 from advisor.source import STDIN
 
 if TYPE_CHECKING:
-    from advisor.rule import Rule
+    from advisor.rule import BaseRule
     from advisor.runner import RunResult
 
 SCHEMA_URI = (
@@ -140,7 +140,7 @@ def _level(severity: str) -> str:
     return "error" if severity == "error" else "warning"
 
 
-def rule_descriptor(rule: Rule) -> dict[str, Any]:
+def rule_descriptor(rule: BaseRule) -> dict[str, Any]:
     """A catalogue rule as SARIF describes rules: code scanning shows `help.markdown` (the
     text of `lr-advisor explain`) next to every alert of the rule."""
     documentation = rule.documentation()
