@@ -16,11 +16,10 @@ from advisor.facts.data_tables import NUMPY_ELEMENTWISE
 from advisor.facts.model import Expr
 
 Dim = int | None
-
-
 Shape = tuple[Dim, ...]
 
 
+# -- lazy numbers ---------------------------------------------------------------------------
 class Lazy:
     """Numbers computed on first use, with numpy; None when they cannot be computed."""
 
@@ -50,11 +49,13 @@ class Lazy:
 
 
 def need(value):
+    """The numbers of a Lazy, or a failure that makes the Lazy computing with them None."""
     if value is None:
         raise ValueError("unknown numbers")
     return value
 
 
+# -- abstract values ------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Array:
     """Data the script computes with.
@@ -123,6 +124,7 @@ class Loader:
 Abstract = Array | Prediction | Items | Loader
 
 
+# -- shapes ---------------------------------------------------------------------------------
 def step_rows(array: Array | Prediction) -> Dim:
     """Rows one step sees: the batch size, all rows, or None when unknown."""
     shape = array.shape
@@ -157,6 +159,7 @@ def broadcast(left: Shape | None, right: Shape | None) -> Shape | None:
 
 
 def literal(expr: Expr):
+    """A literal number or nested list of numbers as data."""
     value = expr.const
     if isinstance(value, bool) or not isinstance(value, (int, float, list)):
         return None
@@ -189,6 +192,7 @@ def shape_of(values: object) -> tuple[int, ...] | None:
 
 
 def pick(whole, position: tuple[int, ...]):
+    """The element of nested Items at an unpacking position (`x, (y, z) = ...`)."""
     for index in position:
         if not isinstance(whole, Items) or index >= len(whole.items):
             return None
@@ -197,10 +201,12 @@ def pick(whole, position: tuple[int, ...]):
 
 
 def data_shape(found) -> Shape | None:
+    """The shape of data or of a prediction; None for anything else."""
     return found.shape if isinstance(found, (Array, Prediction)) else None
 
 
 def transposed_shape(shape: Shape | None) -> Shape | None:
+    """The shape reversed, as `.T` reverses it."""
     return tuple(reversed(shape)) if shape is not None else None
 
 
@@ -225,6 +231,7 @@ def columns_of(base: Array, key: Expr) -> Array | None:
     )
 
 
+# -- data from data: elementwise, stacked, batched, normalised ------------------------------
 def elementwise(data, name: str):
     """`torch.relu(h)`, `F.gelu(h)`, `np.log(x)`, `x.exp()`: the same shape."""
     if isinstance(data, Prediction):
@@ -238,6 +245,7 @@ def elementwise(data, name: str):
 
 
 def first_dim(shape: Shape | None) -> Dim:
+    """The leading dimension (the rows), None for a scalar or an unknown shape."""
     return shape[0] if shape else None
 
 
@@ -260,6 +268,7 @@ def stacked(found: list, axis: int, expr: Expr):
 
 
 def weakest_origin(found: list[Array]) -> str:
+    """The origin of data combined from several: the least certain of theirs."""
     origins = {f.origin for f in found}
     for origin in ("derived", "parameter", "synthetic", "file", "literal"):
         if origin in origins:
@@ -268,6 +277,7 @@ def weakest_origin(found: list[Array]) -> str:
 
 
 def batched(item, loader: Loader):
+    """One DataLoader batch of a dataset's tensor: `batch_size` rows per step."""
     if not isinstance(item, Array) or not item.shape or item.batch is not None:
         return None
     rows = item.shape[0]
@@ -277,6 +287,7 @@ def batched(item, loader: Loader):
 
 
 def count_of(found) -> int | None:
+    """How many items one pass over a loader or an array gives; None when unknown."""
     if isinstance(found, Loader):
         rows = rows_of(found.dataset)
         size = found.batch_size
@@ -289,6 +300,7 @@ def count_of(found) -> int | None:
 
 
 def rows_of(dataset: Items) -> int | None:
+    """The rows of a dataset: those of its first tensor with a known first dimension."""
     for item in dataset.items:
         if isinstance(item, Array) and item.shape and item.shape[0] is not None:
             return item.shape[0]
@@ -296,6 +308,7 @@ def rows_of(dataset: Items) -> int | None:
 
 
 def normalized_data(data, how: str):
+    """Data scaled by rows, standardised or min-max scaled (`how`)."""
     if not isinstance(data, Array):
         return None
 
@@ -317,7 +330,9 @@ def normalized_data(data, how: str):
     )
 
 
+# -- reshaping ------------------------------------------------------------------------------
 def resolve_reshape(shape: Shape, sizes: list[int]) -> Shape:
+    """The shape `reshape(*sizes)` gives, a -1 filled in where the size is known."""
     total = numel(shape)
     if -1 in sizes:
         known = math.prod(s for s in sizes if s != -1)
@@ -346,6 +361,7 @@ def reshape_values(new: Shape | None, data) -> Callable:
 
 
 def reshape_op(data, new: Shape | None, op: Callable):
+    """Data with a new shape, its numbers changed by `op` (dropped where rows mix)."""
     if isinstance(data, Prediction):
         return replace(data, shape=new)
     if (
@@ -360,11 +376,13 @@ def reshape_op(data, new: Shape | None, op: Callable):
 
 
 def transposed(weight):
+    """A weight matrix transposed (`F.linear` multiplies by its transpose)."""
     if isinstance(weight, Array) and weight.shape is not None:
         return reshape_op(weight, transposed_shape(weight.shape), lambda np, x: x.T)
     return weight
 
 
+# -- arithmetic -----------------------------------------------------------------------------
 def scales_down(denominator: Expr) -> bool:
     """`/ X.std(0)`, `/ np.linalg.norm(X)`, `/ (X.max() - X.min())`: a normalisation."""
     words = ("std", "var", "norm", "max", "ptp", "sqrt", "amax")
@@ -372,6 +390,7 @@ def scales_down(denominator: Expr) -> bool:
 
 
 def arith(op: str, left, right, expr: Expr):
+    """`left <op> right` of data and numbers (predictions keep track of a bias)."""
     numbers = (int, float)
     if isinstance(left, Prediction) or isinstance(right, Prediction):
         return _prediction_arith(op, left, right)
@@ -452,6 +471,7 @@ def _prediction_arith(op: str, left, right):
 
 
 def matmul(left, right, expr: Expr):
+    """`left @ right`: data times a parameter is a linear model's prediction."""
     if not isinstance(left, (Array, Prediction)) or not isinstance(right, (Array, Prediction)):
         return None
     shape = _matmul_shape(left.shape, right.shape)

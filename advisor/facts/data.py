@@ -115,6 +115,7 @@ class Interpreter:
         return number_at(self.facts, expr, ctx)
 
 
+# -- public entry points --------------------------------------------------------------------
 def data_of(facts: FileFacts, expr: Expr | None, scope: Scope, before: int | None = None):
     """The abstract value of an expression: Array, Prediction, Items, Loader, or None."""
     if expr is None:
@@ -127,6 +128,7 @@ def number(facts: FileFacts, expr: Expr | None, scope: Scope) -> object:
     return number_at(facts, expr, Context(scope))
 
 
+# -- evaluation -----------------------------------------------------------------------------
 def evaluate(facts: FileFacts, expr: Expr | None, ctx: Context) -> Abstract | None:
     """The abstract value of an expression where `ctx` says it runs (cached per file when no
     call's arguments are being followed)."""
@@ -265,6 +267,7 @@ def _operand(facts: FileFacts, expr: Expr, ctx: Context):
     return found
 
 
+# -- numbers (sizes, scales) ----------------------------------------------------------------
 def number_at(facts: FileFacts, expr: Expr | None, ctx: Context) -> object:
     """`number` where `ctx` says the expression runs (through the arguments it follows)."""
     if expr is None or ctx.depth > _MAX_DEPTH:
@@ -350,6 +353,7 @@ def _dims_of(facts: FileFacts, expr: Expr, ctx: Context) -> object:
     return shape[at] if shape[at] is not None else NOTHING
 
 
+# -- attributes, subscripts -----------------------------------------------------------------
 def _attribute(facts: FileFacts, expr: Expr, ctx: Context):
     attr = (expr.text or "").rsplit(".", 1)[-1] if expr.text else expr.node.attr.value
     if expr.text and expr.text.split(".", 1)[0] in ("self", "cls"):
@@ -392,6 +396,7 @@ def _subscript(facts: FileFacts, expr: Expr, ctx: Context):
     return indexed(Interpreter(facts), base, expr.slices, ctx)
 
 
+# -- calls ----------------------------------------------------------------------------------
 def _call(facts: FileFacts, expr: Expr, ctx: Context):
     call = expr.call
     qualified = facts.qualify(call.text) or ""
@@ -476,6 +481,7 @@ def _load(facts: FileFacts, qualified: str, call, expr: Expr, ctx: Context):
     )
 
 
+# -- loops (one iteration's data, how many run), arguments of followed calls ----------------
 def _element(facts: FileFacts, iterable, source: Expr | None, ctx: Context):
     """What one iteration of a for loop receives."""
     if source is not None and source.kind == "call":
@@ -557,6 +563,7 @@ def bind_arguments(function, call, ctx: Context) -> dict:
     return env
 
 
+# -- scalers, methods and operators ---------------------------------------------------------
 def _scaled(facts: FileFacts, call, ctx: Context):
     """`StandardScaler().fit_transform(X)`, `scaler.transform(X)`."""
     scalers = [
@@ -624,6 +631,7 @@ def _binop(facts: FileFacts, expr: Expr, ctx: Context):
     return found
 
 
+# -- models ---------------------------------------------------------------------------------
 def _call_value(facts: FileFacts, call, expr: Expr, ctx: Context):
     """A call of something defined in the file, or of a model."""
     found = [

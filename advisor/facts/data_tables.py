@@ -21,8 +21,6 @@ ARRAY_MAKERS = frozenset(
         "torch.nn.parameter.Parameter",
     }
 )
-
-
 # Methods that keep the numbers and the shape (some change the dtype).
 SAME_VALUE_METHODS = frozenset(
     {
@@ -43,8 +41,6 @@ SAME_VALUE_METHODS = frozenset(
         "requires_grad_",
     }
 )
-
-
 SHAPE_METHODS = frozenset(
     {
         "reshape",
@@ -60,14 +56,8 @@ SHAPE_METHODS = frozenset(
         "expand_as",
     }
 )
-
-
 ARITHMETIC_METHODS = {"add": "+", "sub": "-", "subtract": "-", "mul": "*", "multiply": "*"}
-
-
 ARITHMETIC_METHODS |= {"div": "/", "divide": "/", "true_divide": "/", "pow": "**"}
-
-
 # Functions applied to each element: the shape stays; numpy has the same function for some.
 ELEMENTWISE_FUNCTIONS = frozenset(
     {
@@ -95,41 +85,21 @@ ELEMENTWISE_FUNCTIONS = frozenset(
         "square",
     }
 )
-
-
 NUMPY_ELEMENTWISE = frozenset(
     {"tanh", "exp", "log", "log1p", "abs", "sqrt", "sin", "cos", "square"}
 )
-
-
 LIKE_MAKERS = frozenset({"zeros_like", "ones_like", "full_like", "rand_like", "randn_like"})
-
-
 RANDOM_DRAWS = frozenset({"randn", "rand", "normal", "uniform", "standard_normal", "random"})
-
-
 RANDOM_GENERATORS = frozenset(
     {"numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.Generator"}
 )
-
-
 SAME_VALUE_ATTRIBUTES = frozenset({"values", "data", "array"})
-
-
 REDUCTIONS = frozenset({"mean", "std", "var", "sum", "max", "min", "median", "norm"})
-
-
 SCALERS = frozenset({"StandardScaler", "MinMaxScaler", "RobustScaler", "MaxAbsScaler"})
-
-
 NORMALIZING_LAYERS = frozenset(
     {"BatchNorm1d", "LayerNorm", "InstanceNorm1d", "GroupNorm", "LazyBatchNorm1d"}
 )
-
-
 SHAPE_KEEPING_LAYERS = frozenset({"Identity", "Dropout", "AlphaDropout"})
-
-
 LOADERS = frozenset(
     {
         "numpy.loadtxt",
@@ -139,8 +109,7 @@ LOADERS = frozenset(
         "pandas.read_table",
     }
 )
-
-
+# Python's binary operators (libcst's names) as the symbols the arithmetic uses
 OPERATOR_SYMBOLS = {
     "Add": "+",
     "Subtract": "-",

@@ -53,6 +53,7 @@ def _size_args(read: Reader, call, ctx: Context, start: int = 0) -> Shape | None
 
 
 def requires_grad(call) -> bool:
+    """`requires_grad=True` is written: the tensor is a parameter."""
     flag = call.kwargs.get("requires_grad")
     return flag is not None and flag.const is True
 
@@ -223,6 +224,7 @@ def _draw_seed(read: Reader, expr: Expr, ctx: Context) -> int:
 
 
 def data_loader(read: Reader, call, expr: Expr, ctx: Context):
+    """`DataLoader(dataset, batch_size=..., shuffle=..., drop_last=...)`."""
     dataset = read.data(call.arg(0, "dataset"), ctx.deeper())
     if not isinstance(dataset, Items):
         return None

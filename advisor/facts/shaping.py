@@ -24,6 +24,7 @@ from advisor.facts.model import Expr, Slice
 
 
 def indexed(read: Reader, base: Array, slices, ctx: Context) -> Array | None:
+    """`x[...]` of data: integers, slices, `None` and index tensors or masks for rows."""
     shape = base.shape
     if shape is None:
         return None
@@ -84,6 +85,7 @@ def indexed(read: Reader, base: Array, slices, ctx: Context) -> Array | None:
 def concatenated(
     read: Reader, parts: list, axis: int, ctx: Context, expr: Expr, columns: bool = False
 ):
+    """`torch.cat`, `np.concatenate`, `np.hstack`, `np.c_`: parts joined along an axis."""
     found = [read.data(p, ctx.deeper()) if isinstance(p, Expr) else None for p in parts]
     if columns:  # np.column_stack / np.c_: flat arrays become columns
         found = [
@@ -118,6 +120,7 @@ def concatenated(
 
 
 def dropped_columns(read: Reader, table: Array, call, ctx: Context):
+    """`df.drop(columns=[...])` of a table read with its header."""
     names = call.kwargs.get("columns") or call.arg(0, "labels")
     axis = read.number(call.kwargs.get("axis"), ctx) if "axis" in call.kwargs else 0
     if "columns" not in call.kwargs and axis not in (1, "columns"):
@@ -136,6 +139,7 @@ def dropped_columns(read: Reader, table: Array, call, ctx: Context):
 
 
 def reduced(read: Reader, data: Array, name: str, call, ctx: Context, skip: int = 0):
+    """`x.mean(0)`, `torch.sum(x, dim=1, keepdim=True)`: a reduction along one axis or all."""
     axis_arg = call.kwargs.get("dim") or call.kwargs.get("axis") or call.arg(skip)
     axis = read.number(axis_arg, ctx) if axis_arg is not None else None
     keep_arg = call.kwargs.get("keepdim") or call.kwargs.get("keepdims")
@@ -175,6 +179,7 @@ def reduced(read: Reader, data: Array, name: str, call, ctx: Context, skip: int 
 
 
 def shape_method(read: Reader, data, method: str, args, kwargs, ctx: Context):
+    """`reshape`, `view`, `unsqueeze`, `squeeze`, `flatten`, `t` and the like."""
     shape = data.shape
     if shape is None:
         return None
