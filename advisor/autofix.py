@@ -421,14 +421,22 @@ def fix_or_hint(hint: Fix, build: Callable[..., Fix], *args: Any) -> Fix:
         return hint
 
 
+@dataclass(eq=False)
+class PlacementCache:
+    """This module's answers for one file (`facts.derived.of(PlacementCache)`)."""
+
+    placements: dict[int, Placement] | None = None  # placements(facts)
+    stmts: dict[int, Any] | None = None  # stmts_by_node(facts)
+
+
 def placements(facts: Any) -> dict[int, Placement]:
     """Every statement of the file by `id()`: SimpleStatementLines, the small statements in
     them (the nodes the facts record), and compound statements. Computed once per file."""
-    found = facts.memo.get("autofix.placements")
-    if found is None:
-        found = facts.memo["autofix.placements"] = {}
-        _place(facts.module, facts.module.body, None, found)
-    return found
+    cache = facts.derived.of(PlacementCache)
+    if cache.placements is None:
+        cache.placements = {}
+        _place(facts.module, facts.module.body, None, cache.placements)
+    return cache.placements
 
 
 def _place(block: cst.CSTNode, body, enclosing, found: dict[int, Placement]) -> None:
@@ -462,12 +470,12 @@ def _inner_blocks(statement: cst.CSTNode) -> list:
 
 def stmts_by_node(facts: Any) -> dict[int, Any]:
     """The facts' statement records by the `id()` of their syntax node (the first one)."""
-    found = facts.memo.get("autofix.stmts")
-    if found is None:
-        found = facts.memo["autofix.stmts"] = {}
+    cache = facts.derived.of(PlacementCache)
+    if cache.stmts is None:
+        cache.stmts = {}
         for stmt in facts.stmts:
-            found.setdefault(id(stmt.node), stmt)
-    return found
+            cache.stmts.setdefault(id(stmt.node), stmt)
+    return cache.stmts
 
 
 def statement_code(facts: Any, statement: cst.CSTNode, leading: bool = False) -> str:

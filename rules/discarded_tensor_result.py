@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import libcst as cst
 
@@ -444,14 +445,21 @@ class _Guarded(cst.CSTVisitor):
                 self._add(node.body)
 
 
+@dataclass(eq=False)
+class _Exempt:
+    """This rule's answer for one file (`facts.derived.of(_Exempt)`)."""
+
+    statements: set[int] | None = None  # _exempt(facts)
+
+
 def _exempt(facts: FileFacts) -> set[int]:
     """Expression statements whose value is shown or which run to see them fail."""
-    key = ("discarded-tensor-result", "exempt")
-    if key not in facts.memo:
+    cache = facts.derived.of(_Exempt)
+    if cache.statements is None:
         guarded = _Guarded()
         facts.module.visit(guarded)
-        facts.memo[key] = guarded.found | _displayed(facts)
-    return facts.memo[key]
+        cache.statements = guarded.found | _displayed(facts)
+    return cache.statements
 
 
 def _in_test(facts: FileFacts, stmt: Stmt) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import libcst as cst
 
@@ -347,23 +348,32 @@ class _NameCounter(cst.CSTVisitor):
         self.counts[node.value] = self.counts.get(node.value, 0) + 1
 
 
+@dataclass(eq=False)
+class _Spelling:
+    """This rule's answers for one file (`facts.derived.of(_Spelling)`)."""
+
+    names: dict[str, int] | None = None  # Name nodes by the name they spell
+    code: str | None = None  # the file's code
+
+
 def _name_nodes(facts: FileFacts, name: str) -> int:
     """How many `Name` nodes spell `name` (a walk of the file, once: where the text alone,
     comments and strings included, mentions the name more than twice)."""
-    counts = facts.memo.get("exhausted-iterator.names")
-    if counts is None:
+    cache = facts.derived.of(_Spelling)
+    if cache.names is None:
         counter = _NameCounter()
         facts.module.visit(counter)
-        counts = facts.memo["exhausted-iterator.names"] = counter.counts
-    return counts.get(name, 0)
+        cache.names = counter.counts
+    return cache.names.get(name, 0)
 
 
 def _spelt(facts: FileFacts, name: str, walrus: bool = False) -> int:
     """How many times `name` is spelt as a word anywhere in the file, strings and comments
     included (at least as often as it is used); with `walrus`, how often `name :=` is."""
-    code = facts.memo.get("exhausted-iterator.code")
-    if code is None:  # one code generation (cheaper than a visitor walk), once per file
-        code = facts.memo["exhausted-iterator.code"] = facts.module.code
+    cache = facts.derived.of(_Spelling)
+    if cache.code is None:  # one code generation (cheaper than a visitor walk), once per file
+        cache.code = facts.module.code
+    code = cache.code
     pattern = rf"(?<!\w){re.escape(name)}(?!\w)" + (r"\s*:=" if walrus else "")
     return len(re.findall(pattern, code))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar, cast
 
 import libcst as cst
 
@@ -229,6 +230,30 @@ class ClassInfo:
     attributes: dict[str, list[Expr]] = field(default_factory=dict)  # self.<attr> = <value>
 
 
+Record = TypeVar("Record")
+
+
+@dataclass(eq=False)
+class Derived:
+    """The answers of the queries over one file's facts, each computed once.
+
+    Every query module keeps its answers in a typed record of its own (`values.ValueCache`,
+    `training.TrainingCache`, `regression.RegressionCache`, `evaluation.DataCache`,
+    `autofix.PlacementCache`), made empty on first use and filled by that module only. The
+    records are held by their class, so this module, which every query module imports, needs
+    none of theirs.
+    """
+
+    _records: dict[type, object] = field(default_factory=dict)
+
+    def of(self, record: type[Record]) -> Record:
+        """This file's record of that class (a new, empty one the first time)."""
+        found = self._records.get(record)
+        if found is None:
+            found = self._records[record] = record()
+        return cast(Record, found)
+
+
 @dataclass(eq=False)
 class FileFacts:
     path: str
@@ -242,7 +267,7 @@ class FileFacts:
     calls: dict[str, list[tuple[Call, Stmt]]] = field(default_factory=dict)  # by last name
     loops: list[Loop] = field(default_factory=list)  # every loop of every scope
     stmts: list[Stmt] = field(default_factory=list)  # every statement, in file order
-    memo: dict = field(default_factory=dict)  # answers of the value queries, per file
+    derived: Derived = field(default_factory=Derived, repr=False)  # the queries' answers
 
     def scopes(self) -> list[Scope]:
         """The module scope and every function's scope."""

@@ -14,18 +14,16 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from advisor.facts import values as v
+from advisor.facts.arrays import Array, LinearModel, Prediction
 from advisor.facts.data import (
-    Array,
-    LinearModel,
-    Prediction,
-    _bind,
-    _Ctx,
-    _eval,
-    _number,
-    _reaching,
+    bind_arguments,
     callee,
+    evaluate,
     iteration_count,
+    number_at,
+    reaching,
 )
+from advisor.facts.evaluation import Context
 from advisor.facts.flow import Occurrence, over_parameters
 from advisor.facts.hyperparameters import (
     FUNCTIONAL_LOSSES,
@@ -97,18 +95,27 @@ class Regression:
         return 2.0 * loss.factor * batch / rows
 
 
+@dataclass(eq=False)
+class RegressionCache:
+    """This module's answers for one file (`facts.derived.of(RegressionCache)`)."""
+
+    regressions: list[Regression] | None = None  # regressions(facts)
+    losses: dict[tuple[Expr, object, int | None], Loss | None] = field(default_factory=dict)
+
+
 # -- losses ---------------------------------------------------------------------------------
 def loss_of(facts: FileFacts, expr: Expr | None, scope, before: int | None = None) -> Loss | None:
     """The loss an expression computes, when it is an elementwise regression loss."""
     if expr is None:
         return None
-    key = ("loss", id(expr), id(scope), before)
-    if key not in facts.memo:
-        facts.memo[key] = _loss(facts, expr, _Ctx(scope, {}, before), 1.0, 0)
-    return facts.memo[key]
+    losses = facts.derived.of(RegressionCache).losses
+    key = (expr, scope, before)
+    if key not in losses:
+        losses[key] = _loss(facts, expr, Context(scope, {}, before), 1.0, 0)
+    return losses[key]
 
 
-def _loss(facts: FileFacts, expr: Expr, ctx: _Ctx, factor: float, depth: int) -> Loss | None:
+def _loss(facts: FileFacts, expr: Expr, ctx: Context, factor: float, depth: int) -> Loss | None:
     if depth > _MAX_DEPTH or expr is None:
         return None
     if expr.kind == "name":
@@ -118,11 +125,11 @@ def _loss(facts: FileFacts, expr: Expr, ctx: _Ctx, factor: float, depth: int) ->
         op = type(expr.node.operator).__name__
         left, right = expr.operands
         if op in ("Divide", "Multiply"):
-            scale = _number(facts, right, ctx)
+            scale = number_at(facts, right, ctx)
             if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale:
                 scale = 1.0 / scale if op == "Divide" else float(scale)
                 return _loss(facts, left, ctx, factor * scale, depth + 1)
-            scale = _number(facts, left, ctx)
+            scale = number_at(facts, left, ctx)
             if op == "Multiply" and isinstance(scale, (int, float)) and scale:
                 return _loss(facts, right, ctx, factor * float(scale), depth + 1)
         return None
@@ -153,7 +160,7 @@ def _loss(facts: FileFacts, expr: Expr, ctx: _Ctx, factor: float, depth: int) ->
         return Loss(kind, reduction == "mean", factor, prediction, target, expr)
     function = callee(facts, call, ctx.scope)
     if function is not None and not function.is_generator and len(function.returns) == 1:
-        env = _bind(function, call, ctx)
+        env = bind_arguments(function, call, ctx)
         inner = ctx.deeper(scope=function.scope, env=env, before=None)
         return _loss(facts, function.returns[0], inner, factor, depth + 1)
     return None
@@ -161,10 +168,10 @@ def _loss(facts: FileFacts, expr: Expr, ctx: _Ctx, factor: float, depth: int) ->
 
 def loss_arguments(facts: FileFacts, call, scope, before: int | None = None):
     """(kind, reduction, prediction, target) of a loss call; None unless a model's output."""
-    return _loss_call(facts, call, None, _Ctx(scope, {}, before), 0)
+    return _loss_call(facts, call, None, Context(scope, {}, before), 0)
 
 
-def _loss_call(facts: FileFacts, call, expr: Expr, ctx: _Ctx, depth: int):
+def _loss_call(facts: FileFacts, call, expr: Expr, ctx: Context, depth: int):
     """(kind, reduction, prediction, target) for `F.mse_loss(a, b)` or `criterion(a, b)`."""
     first, second = call.arg(0, "input"), call.arg(1, "target")
     if first is None or second is None:
@@ -174,11 +181,11 @@ def _loss_call(facts: FileFacts, call, expr: Expr, ctx: _Ctx, depth: int):
             continue
         if value.detail in FUNCTIONAL_LOSSES or value.detail == "huber_loss":
             kind = FUNCTIONAL_LOSSES.get(value.detail, "huber")
-            reduction = _number(facts, call.kwargs.get("reduction"), ctx)
+            reduction = number_at(facts, call.kwargs.get("reduction"), ctx)
         elif value.detail in MODULE_LOSSES and value.expr is not None and value.expr.call:
             kind = MODULE_LOSSES[value.detail]
             where = ctx.deeper(scope=value.scope or ctx.scope, env={}, before=None)
-            reduction = _number(facts, value.expr.call.kwargs.get("reduction"), where)
+            reduction = number_at(facts, value.expr.call.kwargs.get("reduction"), where)
         else:
             return None
         sides = _sides(facts, first, second, ctx)
@@ -188,9 +195,9 @@ def _loss_call(facts: FileFacts, call, expr: Expr, ctx: _Ctx, depth: int):
     return None
 
 
-def _sides(facts: FileFacts, first: Expr, second: Expr, ctx: _Ctx):
+def _sides(facts: FileFacts, first: Expr, second: Expr, ctx: Context):
     """(prediction, target) of two operands, in either order; None unless one is a model's."""
-    a, b = _eval(facts, first, ctx.deeper()), _eval(facts, second, ctx.deeper())
+    a, b = evaluate(facts, first, ctx.deeper()), evaluate(facts, second, ctx.deeper())
     if isinstance(a, Prediction) and isinstance(b, Array):
         return a, b
     if isinstance(b, Prediction) and isinstance(a, Array):
@@ -202,7 +209,7 @@ def _sides(facts: FileFacts, first: Expr, second: Expr, ctx: _Ctx):
     return None
 
 
-def _elementwise(facts: FileFacts, expr: Expr, ctx: _Ctx, depth: int):
+def _elementwise(facts: FileFacts, expr: Expr, ctx: Context, depth: int):
     """(kind, prediction, target, factor, node) of `(a - b) ** 2 / 2`, `(a - b).abs()`..."""
     if depth > _MAX_DEPTH or expr is None:
         return None
@@ -215,7 +222,7 @@ def _elementwise(facts: FileFacts, expr: Expr, ctx: _Ctx, depth: int):
         if op == "Power" and right.const == 2:
             return _difference(facts, left, ctx, "mse", 1.0)
         if op in ("Divide", "Multiply"):
-            scale = _number(facts, right, ctx)
+            scale = number_at(facts, right, ctx)
             if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale:
                 found = _elementwise(facts, left, ctx, depth + 1)
                 if found is None:
@@ -243,7 +250,7 @@ def _elementwise(facts: FileFacts, expr: Expr, ctx: _Ctx, depth: int):
         return (kind, prediction, target, 1.0, expr) if reduction == "none" else None
     function = callee(facts, call, ctx.scope)
     if function is not None and not function.is_generator and len(function.returns) == 1:
-        env = _bind(function, call, ctx)
+        env = bind_arguments(function, call, ctx)
         inner = ctx.deeper(scope=function.scope, env=env, before=None)
         return _elementwise(facts, function.returns[0], inner, depth + 1)
     return None
@@ -253,7 +260,7 @@ def _same_text(left: Expr, right: Expr) -> bool:
     return left.node.deep_equals(right.node)
 
 
-def _resolve(facts: FileFacts, expr: Expr, ctx: _Ctx):
+def _resolve(facts: FileFacts, expr: Expr, ctx: Context):
     """Follow a name to the expression assigned to it: (expr, its context), or (None, ctx)."""
     for _ in range(_MAX_DEPTH):
         if expr.kind != "name":
@@ -264,7 +271,7 @@ def _resolve(facts: FileFacts, expr: Expr, ctx: _Ctx):
                 return None, ctx
             expr, ctx = arg.expr, arg.ctx
             continue
-        binding, where = _reaching(facts, expr.text, ctx)
+        binding, where = reaching(facts, expr.text, ctx)
         if binding is None or binding.kind != "assign" or binding.value is None:
             return None, ctx
         env = ctx.env if where is ctx.scope else {}
@@ -272,7 +279,7 @@ def _resolve(facts: FileFacts, expr: Expr, ctx: _Ctx):
     return None, ctx
 
 
-def _difference(facts: FileFacts, expr: Expr | None, ctx: _Ctx, kind: str, factor: float):
+def _difference(facts: FileFacts, expr: Expr | None, ctx: Context, kind: str, factor: float):
     if expr is not None and expr.kind == "name":
         expr, ctx = _resolve(facts, expr, ctx)
     if expr is None or expr.kind != "binop" or len(expr.operands) != 2:
@@ -288,8 +295,9 @@ def _difference(facts: FileFacts, expr: Expr | None, ctx: _Ctx, kind: str, facto
 # -- the regression of a training loop ------------------------------------------------------
 def regressions(facts: FileFacts) -> list[Regression]:
     """One record per training loop whose loss is an elementwise loss of a model's output."""
-    if "regressions" in facts.memo:
-        return facts.memo["regressions"]
+    cache = facts.derived.of(RegressionCache)
+    if cache.regressions is not None:
+        return cache.regressions
     found: list[Regression] = []
     events = dict((id(loop), occurrences) for loop, occurrences in training_loops(facts))
     for config in training_configs(facts):
@@ -301,7 +309,7 @@ def regressions(facts: FileFacts) -> list[Regression]:
         if loss is None:
             continue
         found.append(_regression(facts, config, loss, occurrences))
-    facts.memo["regressions"] = found
+    cache.regressions = found
     return found
 
 
@@ -406,14 +414,14 @@ def _step_size(facts: FileFacts, config: TrainingConfig, update: Occurrence | No
         node = expr.node if expr is not None else None
         lr = config.lr
         if lr is None and written:  # `lr=0.1 / len(X)`: through the data's sizes
-            found = _number(facts, expr, _Ctx(scope))
+            found = number_at(facts, expr, Context(scope))
             lr = float(found) if isinstance(found, (int, float)) and found > 0 else None
         if name in ("SGD",):
             return "sgd", lr, node
         if name in ADAPTIVE:
             return "adaptive", lr, node
         return "other", None, node
-    ctx = _Ctx(update.origin.scope, {}, update.origin.order)
+    ctx = Context(update.origin.scope, {}, update.origin.order)
     event = update.event
     value = event.value
     if event.how == "rebind" and value is not None and value.kind == "binop":
@@ -422,12 +430,12 @@ def _step_size(facts: FileFacts, config: TrainingConfig, update: Occurrence | No
     if event.how in ("method", "data") and event.call is not None:
         alpha = event.call.kwargs.get("alpha")
         if alpha is not None and scale is not None:
-            number = _number(facts, alpha, ctx)
+            number = number_at(facts, alpha, ctx)
             scale = scale * abs(number) if isinstance(number, (int, float)) else None
     return "manual", scale, event.node
 
 
-def _gradient_coefficient(facts: FileFacts, expr: Expr | None, ctx: _Ctx, depth: int):
+def _gradient_coefficient(facts: FileFacts, expr: Expr | None, ctx: Context, depth: int):
     """c where the expression is ±c * (a gradient); None when it is not that simple."""
     if expr is None or depth > _MAX_DEPTH:
         return None
@@ -444,14 +452,14 @@ def _gradient_coefficient(facts: FileFacts, expr: Expr | None, ctx: _Ctx, depth:
         for term, other in ((left, right), (right, left)):
             if term.grad_of:
                 scale = _gradient_coefficient(facts, term, ctx, depth + 1)
-                number = _number(facts, other, ctx)
+                number = number_at(facts, other, ctx)
                 if scale is None or not isinstance(number, (int, float)):
                     return None
                 return scale * abs(float(number))
         return None
     if op == "Divide" and left.grad_of and not right.grad_of:
         scale = _gradient_coefficient(facts, left, ctx, depth + 1)
-        number = _number(facts, right, ctx)
+        number = number_at(facts, right, ctx)
         if scale is None or not isinstance(number, (int, float)) or not number:
             return None
         return scale / abs(float(number))

@@ -3,6 +3,8 @@ which model does an optimizer own, does an expression come from a model call."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from advisor.facts import values as v
 from advisor.facts.flow import Occurrence, loop_occurrences
 from advisor.facts.model import Call, EventKind, Expr, FileFacts, Function, Loop, Scope, Stmt
@@ -30,6 +32,13 @@ PARAMETERISED_LAYERS = frozenset(
     }
 )
 MODEL_KINDS = frozenset({v.MODULE, v.MODEL_FN})
+
+
+@dataclass(eq=False)
+class TrainingCache:
+    """This module's answers for one file (`facts.derived.of(TrainingCache)`)."""
+
+    loops: list[tuple[Loop, list[Occurrence]]] | None = None  # training_loops(facts)
 
 
 def _last(text: str | None) -> str:
@@ -71,15 +80,16 @@ def is_update(facts: FileFacts, occurrence: Occurrence) -> bool:
 
 def training_loops(facts: FileFacts) -> list[tuple[Loop, list[Occurrence]]]:
     """Loops whose iteration runs backward() and an update, with their events."""
-    if "training_loops" in facts.memo:
-        return facts.memo["training_loops"]
+    cache = facts.derived.of(TrainingCache)
+    if cache.loops is not None:
+        return cache.loops
     found = []
     for loop in facts.loops:
         events = loop_occurrences(facts, loop)
         has_backward = any(o.kind is EventKind.BACKWARD for o in events)
         if has_backward and any(is_update(facts, o) for o in events):
             found.append((loop, events))
-    facts.memo["training_loops"] = found
+    cache.loops = found
     return found
 
 

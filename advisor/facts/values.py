@@ -94,6 +94,17 @@ class Value:
     scope: Scope | None = field(default=None, repr=False)  # where `expr` is written
 
 
+@dataclass(eq=False)
+class ValueCache:
+    """This module's answers for one file (`facts.derived.of(ValueCache)`), keyed by the
+    facts' own records: they live as long as the facts, so a key is never reused."""
+
+    functions: dict[tuple[str, Scope], Function | None] = field(default_factory=dict)
+    classes: dict[tuple[str, Scope | None], ClassInfo | None] = field(default_factory=dict)
+    values: dict[tuple[Expr, Scope, int], list[Value]] = field(default_factory=dict)
+    bindings: dict[tuple[str, Scope, int], list[Value]] = field(default_factory=dict)
+
+
 def lookup(facts: FileFacts, name: str, scope: Scope) -> tuple[list[Binding], Scope | None]:
     """Python's scoping: local if bound here, else enclosing functions, else module."""
     current: Scope | None = scope
@@ -115,10 +126,11 @@ def find_function(
     if not text or depth > _MAX_DEPTH:
         return None
     if depth == 0:
-        key = ("function", text, id(scope))
-        if key not in facts.memo:
-            facts.memo[key] = find_function(facts, text, scope, 1)
-        return facts.memo[key]
+        functions = facts.derived.of(ValueCache).functions
+        key = (text, scope)
+        if key not in functions:
+            functions[key] = find_function(facts, text, scope, 1)
+        return functions[key]
     if "." not in text:
         bindings, where = lookup(facts, text, scope)
         if where is None:
@@ -165,10 +177,11 @@ def class_of(facts: FileFacts, text: str, scope: Scope) -> ClassInfo | None:
     if "." in text:
         return None
     bindings, where = lookup(facts, text, scope)
-    key = ("class", text, id(where))  # the same for every occurrence of the name: once
-    if key not in facts.memo:
-        facts.memo[key] = (where, _instance_class(facts, bindings))
-    return facts.memo[key][1]
+    classes = facts.derived.of(ValueCache).classes
+    key = (text, where)  # the same for every occurrence of the name: once
+    if key not in classes:
+        classes[key] = _instance_class(facts, bindings)
+    return classes[key]
 
 
 def _instance_class(facts: FileFacts, bindings: list[Binding]) -> ClassInfo | None:
@@ -323,20 +336,17 @@ def param_values(facts: FileFacts, function: Function, name: str, depth: int) ->
 def values_of(facts: FileFacts, expr: Expr, scope: Scope, depth: int = 0) -> list[Value]:
     """Every value the expression may hold (one per reaching binding or call site).
 
-    Memoized at every depth and without duplicates: a name re-bound from itself k times
+    Cached at every depth and without duplicates: a name re-bound from itself k times
     (`model = model.to(device)` in every cell) would otherwise cost k ** _MAX_DEPTH."""
     if depth > _MAX_DEPTH:
         return [Value(UNKNOWN)]
     depth = max(depth, 1)
-    key = ("values", id(expr), id(scope), depth)
-    found = facts.memo.get(key)
-    if found is None:  # the memo holds expr and scope: their ids cannot be reused meanwhile
-        found = facts.memo[key] = (
-            expr,
-            scope,
-            list(dict.fromkeys(_values(facts, expr, scope, depth))),
-        )
-    return found[2]
+    cache = facts.derived.of(ValueCache).values
+    key = (expr, scope, depth)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = list(dict.fromkeys(_values(facts, expr, scope, depth)))
+    return found
 
 
 def _bindings_values(
@@ -344,14 +354,15 @@ def _bindings_values(
 ) -> list[Value]:
     """The values of every binding of a name in the scope that binds it: the same for each
     occurrence of the name, so computed once per depth (not once per occurrence)."""
-    key = ("bindings", name, id(where), depth)
-    found = facts.memo.get(key)
+    cache = facts.derived.of(ValueCache).bindings
+    key = (name, where, depth)
+    found = cache.get(key)
     if found is None:
         out: list[Value] = []
         for binding in bindings:
             out.extend(values_of_binding(facts, binding, where, depth))
-        found = facts.memo[key] = (where, list(dict.fromkeys(out)))
-    return found[1]
+        found = cache[key] = list(dict.fromkeys(out))
+    return found
 
 
 def _values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list[Value]:
