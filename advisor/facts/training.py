@@ -3,32 +3,13 @@ which model does an optimizer own, does an expression come from a model call."""
 
 from __future__ import annotations
 
+from advisor import torchapi
 from advisor.facts import values as v
 from advisor.facts.flow import Occurrence, loop_occurrences
 from advisor.facts.model import Call, EventKind, Expr, FileFacts, Function, Loop, Scope, Stmt
 
-PARAMETERISED_LAYERS = frozenset(
-    {
-        "Linear",
-        "LazyLinear",
-        "Bilinear",
-        "Conv1d",
-        "Conv2d",
-        "Conv3d",
-        "ConvTranspose1d",
-        "ConvTranspose2d",
-        "ConvTranspose3d",
-        "Embedding",
-        "EmbeddingBag",
-        "RNN",
-        "LSTM",
-        "GRU",
-        "RNNCell",
-        "LSTMCell",
-        "GRUCell",
-        "MultiheadAttention",
-    }
-)
+# torch.nn layers with parameters of their own, by the class name values record.
+PARAMETERISED_LAYERS = frozenset(q.rsplit(".", 1)[1] for q in torchapi.PARAMETERISED_LAYERS)
 MODEL_KINDS = frozenset({v.MODULE, v.MODEL_FN})
 
 
