@@ -6,6 +6,7 @@ from __future__ import annotations
 from advisor import torchapi
 from advisor.facts import values as v
 from advisor.facts.flow import Occurrence, loop_occurrences
+from advisor.facts.kinds import used_as_module
 from advisor.facts.model import Call, EventKind, Expr, FileFacts, Function, Loop, Scope, Stmt
 
 # torch.nn layers with parameters of their own, by the class name values record.
@@ -105,20 +106,17 @@ def callee_kinds(facts: FileFacts, call: Call, scope: Scope) -> set[str]:
     return found
 
 
-MODEL_WORDS = ("model", "net", "network", "regressor")
-
-
 def is_model_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
-    """A call of a model: by construction, or by name where the construction is out of sight."""
+    """A call of a model: by construction, or by use where the construction is out of sight
+    (kinds.is_model_call)."""
     if call.text == "self":
         return True
     found = callee_kinds(facts, call, scope)
     if found & MODEL_KINDS:
         return True
-    if found - {v.UNKNOWN, v.UNDEFINED}:
+    if found - {v.UNKNOWN, v.UNDEFINED} or not call.text:
         return False
-    name = _last(call.text)
-    return name.startswith(MODEL_WORDS) or name.endswith(MODEL_WORDS)
+    return used_as_module(facts, call.text, scope)
 
 
 def is_loss_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
