@@ -334,13 +334,14 @@ class InPlaceMethod:
     role: InPlaceRole  # update: moves a parameter fed its gradient; clear: zeroes a .grad
 
 
+_IN_PLACE_ROLES: tuple[tuple[InPlaceRole, str], ...] = (
+    ("update", "sub_ add_ copy_ addcmul_ addcdiv_ set_ lerp_"),
+    ("clear", "zero_"),
+    ("detach", "detach_"),
+)
 IN_PLACE_METHODS: dict[str, InPlaceMethod] = {
     f"torch.Tensor.{name}": InPlaceMethod(f"torch.Tensor.{name}", role)
-    for role, names in (
-        ("update", "sub_ add_ copy_ addcmul_ addcdiv_ set_ lerp_"),
-        ("clear", "zero_"),
-        ("detach", "detach_"),
-    )
+    for role, names in _IN_PLACE_ROLES
     for name in _names(names)
 }
 

@@ -259,6 +259,8 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
         if stmt.op != "expr" or stmt.value is None or stmt.value.kind != "call":
             continue
         call = stmt.value.call
+        if call is None:
+            continue
         if call.text and call.text.split(".", 1)[0] in facts.imports:
             kind = _function_call(facts, call)
             if kind is None or id(stmt.node) in _exempt(facts) or _in_test(facts, stmt):
@@ -270,7 +272,8 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
         if found is None or id(stmt.node) in _exempt(facts) or _in_test(facts, stmt):
             continue
         kind, confidence = found
-        yield _diagnostic(facts, call, call.receiver, call.method, kind, confidence)
+        if call.receiver is not None and call.method is not None:  # as _method_call checked
+            yield _diagnostic(facts, call, call.receiver, call.method, kind, confidence)
 
 
 RULE = Rule(

@@ -100,7 +100,7 @@ def _kind(facts: FileFacts, value: v.Value, scope: Scope, depth: int) -> Kind:
         return Kind.UNKNOWN
     if expr is None:
         return Kind.UNKNOWN
-    if expr.kind == "call":
+    if expr.kind == "call" and expr.call is not None:
         return _call_kind(facts, expr.call, scope, depth)
     if expr.kind in ("subscript", "attr") and expr.base is not None:
         if expr.base.text in ("self", "cls"):
@@ -110,7 +110,7 @@ def _kind(facts: FileFacts, value: v.Value, scope: Scope, depth: int) -> Kind:
             return Kind.OTHER
         if expr.kind == "subscript":
             return base if base is not Kind.OUTPUT else Kind.UNKNOWN
-        attribute = expr.node.attr.value
+        attribute = getattr(getattr(expr.node, "attr", None), "value", None)
         if attribute in torchapi.TENSOR_ATTRIBUTE_NAMES and base in (Kind.TENSOR, Kind.ARRAY):
             return base
     return Kind.UNKNOWN
