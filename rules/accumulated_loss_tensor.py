@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from advisor.facts import values as v
-from advisor.facts.expressions import DETACHING_BUILTINS, DETACHING_METHODS
 from advisor.facts.model import Call, Event, EventKind, Expr, FileFacts, Loop, Scope, Stmt
 from advisor.facts.training import is_loss_call, protected_by_no_grad
 from advisor.findings import Diagnostic, Fix, NodeEdit
 from advisor.rule import WARNING, Rule
+from advisor.torchapi import DETACHING_BUILTINS, DETACHING_METHODS
 
 
 def _backwarded(facts: FileFacts, scope: Scope) -> set[str]:

@@ -2,323 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import libcst as cst
 
-from advisor.facts import values as v
+from advisor import torchapi
 from advisor.facts.data import Array, Prediction, data_of
+from advisor.facts.kinds import Kind, is_known_other, kinds_of
 from advisor.facts.model import Call, Expr, FileFacts, Scope, Stmt
 from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
 from advisor.rule import WARNING, Rule
 
-# What each out-of-place method leaves unchanged on the object it is called on.
-SHAPE = frozenset(
-    {
-        "squeeze",
-        "unsqueeze",
-        "reshape",
-        "view",
-        "view_as",
-        "reshape_as",
-        "t",
-        "transpose",
-        "permute",
-        "flatten",
-        "unflatten",
-        "ravel",
-        "expand",
-        "expand_as",
-        "repeat",
-        "repeat_interleave",
-        "movedim",
-        "swapaxes",
-        "narrow",
-        "flip",
-        "roll",
-        "expand_dims",
-        "moveaxis",
-    }
-)
-DTYPE = frozenset(
-    {"float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte"}
-    | {"type", "type_as", "astype"}
-)
-DEVICE = frozenset({"to", "cuda", "cpu", "pin_memory"})
-VALUES = frozenset(
-    {
-        "clamp",
-        "clip",
-        "abs",
-        "absolute",
-        "neg",
-        "sqrt",
-        "exp",
-        "log",
-        "sigmoid",
-        "tanh",
-        "relu",
-        "softmax",
-        "log_softmax",
-        "round",
-        "floor",
-        "ceil",
-        "sign",
-        "add",
-        "sub",
-        "mul",
-        "div",
-        "pow",
-        "masked_fill",
-        "nan_to_num",
-        "normalize",
-        "dropout",
-        "leaky_relu",
-        "gelu",
-    }
-)
-CONVERSIONS = frozenset({"numpy", "tolist"})
-
-# Methods of torch.Tensor that return a new tensor and leave the receiver as it is.
-TENSOR_METHODS = (
-    SHAPE | DTYPE | DEVICE | VALUES | CONVERSIONS | {"detach", "clone", "contiguous"}
-) - {
-    "astype",
-    "expand_dims",
-    "moveaxis",
-    "absolute",
-    "normalize",
-    "dropout",
-    "leaky_relu",
-    "gelu",
-}
-# Methods of numpy.ndarray that return a new array (`sort`, `fill`, `resize` work in place).
-ARRAY_METHODS = frozenset(
-    {"reshape", "squeeze", "transpose", "flatten", "ravel", "swapaxes", "repeat", "view"}
-    | {"astype", "clip", "round", "tolist"}
-)
-# Methods that only tensors have (or, elsewhere, only out of place): flagged, as likely, even
-# where the receiver is not known, unless it is known to be something else. `float`, `to`,
-# `cuda`... are not among them: an nn.Module has them too, and changes itself in place.
-TENSOR_ONLY = frozenset(
-    {
-        "squeeze",
-        "unsqueeze",
-        "reshape",
-        "view",
-        "view_as",
-        "reshape_as",
-        "expand_as",
-        "type_as",
-        "t",
-        "transpose",
-        "permute",
-        "flatten",
-        "unflatten",
-        "contiguous",
-        "detach",
-        "clone",
-        "clamp",
-        "masked_fill",
-        "long",
-        "int",
-        "numpy",
-        "tolist",
-        "abs",
-    }
-)
-NO_ARGUMENTS = frozenset({"t", "clone", "long", "int", "numpy", "tolist", "abs", "contiguous"})
-
-# Functions whose first argument is the tensor (array) they return a changed copy of.
-TORCH_FUNCTIONS = frozenset(
-    {
-        "squeeze",
-        "unsqueeze",
-        "reshape",
-        "flatten",
-        "unflatten",
-        "transpose",
-        "permute",
-        "t",
-        "movedim",
-        "swapaxes",
-        "narrow",
-        "flip",
-        "roll",
-        "ravel",
-        "clamp",
-        "clip",
-        "abs",
-        "neg",
-        "sqrt",
-        "exp",
-        "log",
-        "sigmoid",
-        "tanh",
-        "relu",
-        "softmax",
-        "log_softmax",
-        "round",
-        "masked_fill",
-        "nan_to_num",
-        "detach",
-        "clone",
-    }
-)
-FUNCTIONAL = frozenset(
-    {"relu", "softmax", "log_softmax", "sigmoid", "tanh", "normalize", "dropout"}
-    | {"leaky_relu", "gelu"}
-)
-NUMPY_FUNCTIONS = frozenset(
-    {
-        "reshape",
-        "squeeze",
-        "expand_dims",
-        "transpose",
-        "swapaxes",
-        "moveaxis",
-        "ravel",
-        "flip",
-        "clip",
-        "abs",
-        "absolute",
-        "round",
-        "sqrt",
-        "exp",
-        "log",
-    }
-)
-# Library calls known to return a tensor (array); any other library call is something else.
-TORCH_RESULTS = (
-    TORCH_FUNCTIONS
-    | v.TENSOR_FACTORIES
-    | {"matmul", "mm", "bmm", "einsum", "where", "sum", "mean", "std", "var", "norm"}
-    | {"mul", "add", "sub", "div", "pow", "sin", "cos", "cumsum", "outer", "diag"}
-    | {"tril", "triu", "maximum", "minimum", "gather", "full_like", "empty_like"}
-    | {"randperm", "logspace", "masked_select", "as_strided", "bernoulli", "multinomial"}
-)
-NUMPY_RESULTS = (
-    NUMPY_FUNCTIONS
-    | v.TENSOR_FACTORIES
-    | {"array", "asarray", "concatenate", "vstack", "hstack", "column_stack", "dot"}
-    | {"matmul", "where", "loadtxt", "genfromtxt", "zeros_like", "ones_like", "full_like"}
-    | {"random.rand", "random.randn", "random.normal", "random.uniform", "random.randint"}
-    | {"random.random", "random.choice", "random.permutation"}
-)
-# How many positional arguments come before NumPy's positional `out`.
-NUMPY_OUT_POSITION = {"clip": 3, "round": 2} | dict.fromkeys(
-    ("abs", "absolute", "sqrt", "exp", "log"), 1
-)
-METHOD_OUT_POSITION = {"clip": 2, "round": 1}
 CELL_MARKERS = ("# %%", "#%%", "# In[")
-
-TENSOR, ARRAY, DATA, UNKNOWN, OTHER = "tensor", "array", "data", "unknown", "other"
-OUTPUT = "output"  # what a model's forward call returns
-TENSOR_ATTRIBUTES = frozenset({"T", "mT", "H", "data", "grad", "real", "imag"})
-MODEL_NAME = re.compile(r"(\w+_)?(model|net|network|regressor|classifier|encoder|decoder)")
-MODEL_BUILDERS = ("build_", "make_", "create_", "get_", "load_", "init_", "new_", "construct_")
+TENSOR, ARRAY, UNKNOWN = Kind.TENSOR.value, Kind.ARRAY.value, Kind.UNKNOWN.value
+OTHER = Kind.OTHER.value
+DATA = "data"  # the receiver holds numbers, it seems: a tensor or an array
 
 
 # -- what the receiver is ------------------------------------------------------------------
-def _library(qualified: str) -> str:
-    """TENSOR/ARRAY for a torch/numpy call known to return one, OTHER for any other call."""
-    if qualified.startswith("torch.nn.functional."):
-        return TENSOR
-    for prefix, known, flavour in (
-        ("torch.", TORCH_RESULTS, TENSOR),
-        ("numpy.", NUMPY_RESULTS, ARRAY),
-    ):
-        if qualified.startswith(prefix):
-            return flavour if qualified[len(prefix) :] in known else OTHER
-    return OTHER
-
-
-def _flavours(facts: FileFacts, expr: Expr, scope: Scope, depth: int = 0) -> set[str]:
-    """What the expression may hold: TENSOR, ARRAY, OUTPUT, UNKNOWN or OTHER (anything else)."""
-    if depth > 4:
-        return {UNKNOWN}
-    if expr.text:
-        if expr.text in ("self", "cls"):
-            return {OTHER}
-        if "." in expr.text and facts.qualify(expr.text) is not None:  # `sys.stdout`
-            return {OTHER}
-    return {_flavour(facts, value, scope, depth) for value in v.values_of(facts, expr, scope)}
-
-
-def _flavour(facts: FileFacts, value: v.Value, scope: Scope, depth: int) -> str:
-    scope = value.scope or scope
-    expr = value.expr
-    if value.kind == v.TENSOR:
-        call = expr.call if expr is not None else None
-        if call is None or value.detail == "Parameter":
-            return TENSOR
-        qualified = facts.qualify(call.text)
-        if qualified:
-            return ARRAY if qualified.startswith("numpy.") else TENSOR
-        if value.detail in ("reshape", "view") and call.receiver is not None:
-            return _single(_flavours(facts, call.receiver, scope, depth + 1))
-        return TENSOR  # .detach(), .clone(), .float(), .double(), .t(): torch only
-    if value.kind in (v.UNDEFINED, v.COPY, v.LOADED):
-        return UNKNOWN
-    if value.kind != v.UNKNOWN:
-        return OTHER
-    detail = value.detail
-    if detail and detail != "parameter":
-        if "." in detail:
-            return _library(detail)
-        if detail in facts.imports or detail in facts.imports.values():
-            return OTHER
-        return UNKNOWN
-    if expr is None:
-        return UNKNOWN
-    if expr.kind == "call":
-        return _call_result(facts, expr.call, scope, depth)
-    if expr.kind in ("subscript", "attr") and expr.base is not None:
-        if expr.base.text in ("self", "cls"):
-            return UNKNOWN
-        base = _single(_flavours(facts, expr.base, scope, depth + 1))
-        if expr.kind == "subscript" or base == OTHER:
-            return base if base != OUTPUT else UNKNOWN
-        if expr.node.attr.value in TENSOR_ATTRIBUTES and base in (TENSOR, ARRAY):
-            return base
-    return UNKNOWN
-
-
-def _single(found: set[str]) -> str:
-    if OTHER in found:
-        return OTHER
-    return found.pop() if len(found) == 1 else UNKNOWN
-
-
-def _call_result(facts: FileFacts, call: Call, scope: Scope, depth: int) -> str:
-    """OUTPUT for a model's forward call; TENSOR for `x.squeeze(1)` of a tensor x."""
-    if call.method is not None and call.receiver is not None:
-        if call.method in TENSOR_METHODS - CONVERSIONS:
-            inner = _single(_flavours(facts, call.receiver, scope, depth + 1))
-            if inner in (TENSOR, OUTPUT):
-                return TENSOR
-        if call.receiver.text not in ("self", "super"):
-            return UNKNOWN
-    if _is_model(facts, call, scope):
-        return OUTPUT
-    return UNKNOWN
-
-
-def _is_model(facts: FileFacts, call: Call, scope: Scope) -> bool:
-    """`model(x)`, `self.net(x)`, `self(x)`: a model's forward call (not `build_model()`)."""
-    if call.text in ("self", "super"):
-        return call.text == "self"
-    found = {value.kind for value in v.values_of(facts, call.func, scope)}
-    if found <= {v.MODULE, v.MODEL_FN}:
-        return bool(found)
-    if not found <= {v.UNKNOWN, v.UNDEFINED} or not call.text:
-        return False
-    name = call.text.rsplit(".", 1)[-1].lower()
-    return bool(MODEL_NAME.fullmatch(name)) and not name.startswith(MODEL_BUILDERS)
-
-
 def _is_data(facts: FileFacts, expr: Expr, stmt: Stmt) -> bool:
     """The data flow says it is numbers: a batch of a DataLoader, a model's output..."""
     try:
@@ -332,80 +34,70 @@ def _is_data(facts: FileFacts, expr: Expr, stmt: Stmt) -> bool:
 
 def _receiver(facts: FileFacts, expr: Expr, stmt: Stmt) -> str:
     """TENSOR, ARRAY, DATA (a tensor or an array, it seems), UNKNOWN or OTHER."""
-    found = _flavours(facts, expr, stmt.scope)
-    if OTHER in found:
+    found = kinds_of(facts, expr, stmt.scope)
+    if any(is_known_other(kind) for kind in found):
         return OTHER
-    if found == {TENSOR}:
-        return TENSOR
-    if found == {ARRAY}:
-        return ARRAY
-    if UNKNOWN not in found or _is_data(facts, expr, stmt):
+    if found in ({Kind.TENSOR}, {Kind.ARRAY}):
+        return next(iter(found)).value
+    if Kind.UNKNOWN not in found or _is_data(facts, expr, stmt):
         return DATA
     return UNKNOWN
 
 
 # -- which calls discard their result --------------------------------------------------------
-def _writes_in_place(call: Call, name: str, limits: dict[str, int]) -> bool:
+def _writes_in_place(call: Call, out_position: int | None) -> bool:
     """`out=`, `inplace=True` (or an `inplace` that is not literally False), and NumPy's
     positional `out`: `np.clip(a, 0, 1, a)`, `np.exp(a, a)`, `a.clip(0, 1, a)`."""
-    if "out" in call.kwargs or len(call.args) > limits.get(name, len(call.args)):
+    if "out" in call.kwargs or (out_position is not None and len(call.args) > out_position):
         return True
     flag = call.kwargs.get("inplace")
     return flag is not None and flag.const is not False
 
 
-def _plausible(call: Call, method: str) -> bool:
+def _plausible(call: Call, op: torchapi.Operation) -> bool:
     """Arguments a tensor's method takes, where the receiver is not known."""
-    if method in NO_ARGUMENTS:
+    if op.no_arguments:
         return not call.args
-    if method == "view":  # numpy/torch `x.view(-1, 1)`; a viewer's `.view(scene)` is not
+    if op.name == "view":  # numpy/torch `x.view(-1, 1)`; a viewer's `.view(scene)` is not
         return any(isinstance(arg.const, int) for arg in call.args) or any(
             (arg.text or "").startswith("torch.") for arg in call.args
         )
-    if method in ("reshape", "permute", "unflatten", "masked_fill", "type_as"):
+    if op.name in ("reshape", "permute", "unflatten", "masked_fill", "type_as"):
         return bool(call.args)
     return True
 
 
 def _method_call(facts: FileFacts, call: Call, stmt: Stmt) -> tuple[str, str] | None:
     """(what the receiver is, confidence) when this method call's result is thrown away."""
-    method = call.method
-    receiver = call.receiver
+    method, receiver = call.method, call.receiver
     if method is None or receiver is None or method.endswith("_"):
         return None
-    if _writes_in_place(call, method, METHOD_OUT_POSITION):
-        return None
-    if method not in TENSOR_METHODS and method not in ARRAY_METHODS:
+    tensor, array = torchapi.tensor_method(method), torchapi.array_method(method)
+    op = tensor or array
+    if op is None or _writes_in_place(call, op.method_out):
         return None
     if method == "type" and not (call.args or call.kwargs):
         return None  # `x.type()` returns the type's name
     kind = _receiver(facts, receiver, stmt)
-    if kind == TENSOR and method in TENSOR_METHODS:
+    if kind == TENSOR and tensor is not None:
         return TENSOR, CERTAIN
-    if kind == ARRAY and method in ARRAY_METHODS:
+    if kind == ARRAY and array is not None:
         return ARRAY, CERTAIN
-    if kind == DATA and method in TENSOR_METHODS:
+    if kind == DATA and tensor is not None:
         return TENSOR, LIKELY
-    if kind == UNKNOWN and method in TENSOR_ONLY and _plausible(call, method):
+    if kind == UNKNOWN and tensor is not None and tensor.tensor_only and _plausible(call, tensor):
         return UNKNOWN, LIKELY
     return None
 
 
 def _function_call(facts: FileFacts, call: Call) -> str | None:
     """TENSOR/ARRAY for `torch.squeeze(x)`, `np.reshape(a, ...)`, `F.relu(x)` discarded."""
-    qualified = facts.qualify(call.text)
-    if not qualified or not call.args:
+    found = torchapi.function(facts.qualify(call.text))
+    if found is None or found.copies is None or not call.args:
         return None
-    module, _, name = qualified.rpartition(".")
-    if _writes_in_place(call, name, NUMPY_OUT_POSITION if module == "numpy" else {}):
+    if _writes_in_place(call, found.out_position):
         return None
-    if module == "torch" and name in TORCH_FUNCTIONS:
-        return TENSOR
-    if module == "torch.nn.functional" and name in FUNCTIONAL:
-        return TENSOR
-    if module == "numpy" and name in NUMPY_FUNCTIONS:
-        return ARRAY
-    return None
+    return TENSOR if found.returns == "tensor" else ARRAY
 
 
 # -- where a statement is meant for its effect or its display --------------------------------
@@ -503,59 +195,22 @@ def _starts_cell(statement: cst.CSTNode) -> bool:
 
 
 # -- the diagnostic ------------------------------------------------------------------------------
+_KEPT = {
+    "shape": "keeps its shape",
+    "dtype": "keeps its dtype",
+    "device": "stays where it is",
+    "graph": "stays attached to the autograd graph",
+    "layout": "keeps its memory layout",
+    "conversion": "is still a tensor",
+    "copy": "is not copied",
+    "values": "keeps its values",
+}
+
+
 def _kept(method: str, name: str) -> str:
-    if method in SHAPE:
-        return f"{name} keeps its shape"
-    if method in DTYPE:
-        return f"{name} keeps its dtype"
     if method == "to":
         return f"{name} keeps its device and dtype"
-    if method in DEVICE:
-        return f"{name} stays where it is"
-    if method == "detach":
-        return f"{name} stays attached to the autograd graph"
-    if method == "contiguous":
-        return f"{name} keeps its memory layout"
-    if method in CONVERSIONS:
-        return f"{name} is still a tensor"
-    if method == "clone":
-        return f"{name} is not copied"
-    return f"{name} keeps its values"
-
-
-# Tensor methods with an in-place twin (`clamp_`): the fix for a parameter or a buffer that
-# must stay the same object.
-HAS_IN_PLACE = frozenset(
-    {
-        "clamp",
-        "clip",
-        "add",
-        "sub",
-        "mul",
-        "div",
-        "abs",
-        "neg",
-        "exp",
-        "log",
-        "sqrt",
-        "pow",
-        "sigmoid",
-        "tanh",
-        "relu",
-        "squeeze",
-        "unsqueeze",
-        "t",
-        "transpose",
-        "round",
-        "floor",
-        "ceil",
-        "fill",
-        "zero",
-        "masked_fill",
-        "normal",
-        "uniform",
-    }
-)
+    return f"{name} {_KEPT[torchapi.OPERATIONS[method].changes]}"
 
 
 def _short(facts: FileFacts, node: cst.CSTNode, fallback: str) -> str:
@@ -568,8 +223,9 @@ def _diagnostic(
 ) -> Diagnostic:
     fallback = f"{call.text}(...)" if call.text else f"<expression>.{method}(...)"
     code = _short(facts, call.node, fallback)
+    op = torchapi.OPERATIONS[method]
     noun = "array" if kind == ARRAY else "tensor"
-    if kind == UNKNOWN and method in ARRAY_METHODS:
+    if kind == UNKNOWN and op.array_method:
         noun = "tensor (or array)"
     if method == "numpy":
         noun = "NumPy array"
@@ -578,14 +234,14 @@ def _diagnostic(
     name = subject.text
     if name and subject.kind in ("name", "attr"):
         target = name
-        if method in CONVERSIONS:
+        if op.changes == "conversion":
             target = f"{name.rsplit('.', 1)[-1]}_{'list' if method == 'tolist' else 'np'}"
         assignment = f"{target} = {code}"
         effect = _kept(method, name)
         how = f"Assign it: `{assignment}`"
         fix = Fix(f"assign the result: `{assignment}`")
         in_place = code.replace(f"{name}.{method}(", f"{name}.{method}_(", 1)
-        if method in HAS_IN_PLACE and in_place != code:
+        if op.in_place_twin and in_place != code:
             # a parameter re-bound to a new tensor stops being the trained leaf
             how += f", or change {name} itself: `{in_place}`"
             fix = Fix(f"assign the result (`{assignment}`) or change it in place (`{in_place}`)")
@@ -611,6 +267,8 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
         if stmt.op != "expr" or stmt.value is None or stmt.value.kind != "call":
             continue
         call = stmt.value.call
+        if call is None:
+            continue
         if call.text and call.text.split(".", 1)[0] in facts.imports:
             kind = _function_call(facts, call)
             if kind is None or id(stmt.node) in _exempt(facts) or _in_test(facts, stmt):
@@ -622,7 +280,8 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
         if found is None or id(stmt.node) in _exempt(facts) or _in_test(facts, stmt):
             continue
         kind, confidence = found
-        yield _diagnostic(facts, call, call.receiver, call.method, kind, confidence)
+        if call.receiver is not None and call.method is not None:  # as _method_call checked
+            yield _diagnostic(facts, call, call.receiver, call.method, kind, confidence)
 
 
 RULE = Rule(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from advisor import torchapi
 from advisor.facts import values as v
 from advisor.facts.model import Call, FileFacts, Scope, Stmt
 from advisor.facts.training import callee_kinds, model_derived
@@ -46,18 +47,6 @@ TARGET_WORDS = frozenset(
         "actual",
         "y_target",
         "true",
-    }
-)
-SYMMETRIC = frozenset(
-    {
-        "mse_loss",
-        "l1_loss",
-        "smooth_l1_loss",
-        "huber_loss",
-        "MSELoss",
-        "L1Loss",
-        "SmoothL1Loss",
-        "HuberLoss",
     }
 )
 
@@ -125,7 +114,8 @@ def _diagnose(facts: FileFacts, call: Call, stmt: Stmt) -> Diagnostic | None:
     pred_from_model = model_derived(facts, expected_pred, stmt.scope, stmt.order + 1)
     if not target_from_model or pred_from_model:
         return None
-    symmetric = loss_name in SYMMETRIC
+    known = torchapi.loss_named(loss_name)
+    symmetric = known is not None and known.symmetric
     consequence = (
         "the value is the same for this symmetric loss, but the shape check and any "
         "reduction or weighting read the arguments the wrong way round"

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from advisor import torchapi
 from advisor.facts import values as v
 from advisor.facts.data import Array, Prediction, broadcast, numel
 from advisor.facts.model import FileFacts
@@ -13,7 +14,8 @@ from advisor.facts.regression import ELEMENTWISE, loss_arguments, regressions
 from advisor.findings import CERTAIN, Diagnostic, Fix
 from advisor.rule import ERROR, Rule
 
-NAMES = {"mse": "mse_loss", "l1": "l1_loss", "smooth_l1": "smooth_l1_loss", "huber": "huber_loss"}
+# What a message calls each loss kind: its functional name (mse_loss).
+NAMES = {loss.kind: loss.functional.rsplit(".", 1)[1] for loss in torchapi.LOSSES.values()}
 
 
 def _pairs(facts: FileFacts):

@@ -5,11 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from advisor.facts.model import Call, Event, EventKind, Expr
-
-# In-place tensor methods that move a parameter when fed its gradient.
-UPDATE_METHODS = frozenset({"sub_", "add_", "copy_", "addcmul_", "addcdiv_", "set_", "lerp_"})
-# In-place methods on a `.grad` that clear it.
-CLEARING_METHODS = frozenset({"zero_"})
+from advisor.torchapi import CLEARING_METHODS, UPDATE_METHODS
 
 
 def _strip_grad(text: str | None) -> str | None:

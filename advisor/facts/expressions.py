@@ -11,11 +11,7 @@ from collections.abc import Callable, Iterable
 import libcst as cst
 
 from advisor.facts.model import NOTHING, Call, Expr, Slice
-
-# Methods and builtins whose result no longer carries the autograd graph.
-DETACHING_METHODS = frozenset({"item", "detach", "tolist", "numpy", "detach_"})
-DETACHING_BUILTINS = frozenset({"float", "int", "bool", "round", "str", "repr"})
-DETACHING_ATTRIBUTES = frozenset({"data"})
+from advisor.torchapi import DETACHING_ATTRIBUTES, DETACHING_BUILTINS, DETACHING_METHODS
 
 _EMPTY: frozenset[str] = frozenset()
 

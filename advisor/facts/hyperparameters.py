@@ -9,21 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from advisor import torchapi
 from advisor.facts import values as v
 from advisor.facts.flow import Occurrence
 from advisor.facts.model import NOTHING, EventKind, Expr, FileFacts, Loop, Scope
 from advisor.facts.training import stepped_optimizer, training_loops
 
 _MAX_DEPTH = 6
-# Positional order of the hyperparameters of torch.optim constructors that lr-advisor reads.
-OPTIMIZER_POSITIONS = {"lr": 1, "momentum": 2}
-MODULE_LOSSES = {
-    "MSELoss": "mse",
-    "L1Loss": "l1",
-    "SmoothL1Loss": "smooth_l1",
-    "HuberLoss": "huber",
-}
-FUNCTIONAL_LOSSES = {"mse_loss": "mse", "l1_loss": "l1", "smooth_l1_loss": "smooth_l1"}
 
 
 def constant(facts: FileFacts, expr: Expr | None, scope: Scope, depth: int = 0) -> object:
@@ -160,19 +152,22 @@ def _optimizer_settings(facts: FileFacts, occurrence: Occurrence, config: Traini
         call = value.expr.call
         where = value.scope or scope
         config.optimizer = value.detail
+        known = torchapi.optimizer_named(value.detail)
         for name in ("lr", "momentum", "weight_decay"):
-            position = OPTIMIZER_POSITIONS.get(name, 99) if value.detail == "SGD" else None
-            arg = call.kwargs.get(name)
-            if arg is None and position is not None:
-                arg = call.arg(position)
-            if arg is None and name == "lr" and value.detail != "SGD":
-                arg = call.arg(1)
+            position = known.position(name) if known is not None else None
+            if position is None and name == "lr":
+                position = 1  # every optimizer takes its lr right after the parameters
+            arg = call.arg(position, name) if position is not None else call.kwargs.get(name)
             setattr(config, name, _number(constant(facts, arg, where)))
-        if value.detail == "SGD":
-            config.nesterov = constant(facts, call.kwargs.get("nesterov"), where) is True
-            dampening = call.kwargs.get("dampening") or call.arg(3)
+        if known is not None and "dampening" in known.positions:
+            config.nesterov = (
+                constant(facts, call.arg(known.position("nesterov"), "nesterov"), where) is True
+            )
+            dampening = call.arg(known.position("dampening"), "dampening")
             config.dampening = (
-                0.0 if dampening is None else _number(constant(facts, dampening, where))
+                known.defaults["dampening"]
+                if dampening is None
+                else _number(constant(facts, dampening, where))
             )
         return
 
@@ -189,17 +184,17 @@ def _loss_settings(facts: FileFacts, occurrence: Occurrence, config: TrainingCon
         return
     call = loss.call
     for value in v.values_of(facts, call.func, scope):
-        if value.kind != v.LOSS_FN:
+        known = torchapi.loss_named(value.detail) if value.kind == v.LOSS_FN else None
+        if known is None or not known.elementwise:
             continue
-        if value.detail in FUNCTIONAL_LOSSES:
-            config.loss = FUNCTIONAL_LOSSES[value.detail]
+        if value.detail == known.functional.rsplit(".", 1)[1]:
             reduction = constant(facts, call.kwargs.get("reduction"), scope)
-        elif value.detail in MODULE_LOSSES and value.expr is not None and value.expr.call:
-            config.loss = MODULE_LOSSES[value.detail]
+        elif value.expr is not None and value.expr.call:
             reduction = constant(facts, value.expr.call.kwargs.get("reduction"), scope)
         else:
             continue
-        config.reduction = reduction if isinstance(reduction, str) else "mean"
+        config.loss = known.kind
+        config.reduction = reduction if isinstance(reduction, str) else known.reduction
         return
 
 

@@ -8,11 +8,11 @@ None where the script does not say it for certain.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 import libcst as cst
 
+from advisor import torchapi
 from advisor.facts import values as v
 from advisor.facts.arrays import Array, LinearModel, Prediction
 from advisor.facts.data import (
@@ -25,19 +25,12 @@ from advisor.facts.data import (
 )
 from advisor.facts.evaluation import Context
 from advisor.facts.flow import Occurrence, over_parameters
-from advisor.facts.hyperparameters import (
-    FUNCTIONAL_LOSSES,
-    MODULE_LOSSES,
-    TrainingConfig,
-    training_configs,
-)
+from advisor.facts.hyperparameters import TrainingConfig, training_configs
 from advisor.facts.model import NOTHING, EventKind, Expr, FileFacts, Loop
 from advisor.facts.training import stepped_optimizer, training_loops
 
-ELEMENTWISE = frozenset({"mse", "l1", "smooth_l1", "huber"})
-ADAPTIVE = frozenset(
-    {"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta"}
-)
+# The short names (Loss.kind) of the elementwise regression losses.
+ELEMENTWISE = frozenset(loss.kind for loss in torchapi.LOSSES.values() if loss.elementwise)
 _MAX_DEPTH = 10
 
 
@@ -179,11 +172,13 @@ def _loss_call(facts: FileFacts, call, expr: Expr, ctx: Context, depth: int):
     for value in v.values_of(facts, call.func, ctx.scope):
         if value.kind != v.LOSS_FN:
             continue
-        if value.detail in FUNCTIONAL_LOSSES or value.detail == "huber_loss":
-            kind = FUNCTIONAL_LOSSES.get(value.detail, "huber")
+        known = torchapi.loss_named(value.detail)
+        if known is None or not known.elementwise:
+            return None
+        kind = known.kind
+        if value.detail == known.functional.rsplit(".", 1)[1]:
             reduction = number_at(facts, call.kwargs.get("reduction"), ctx)
-        elif value.detail in MODULE_LOSSES and value.expr is not None and value.expr.call:
-            kind = MODULE_LOSSES[value.detail]
+        elif value.expr is not None and value.expr.call:
             where = ctx.deeper(scope=value.scope or ctx.scope, env={}, before=None)
             reduction = number_at(facts, value.expr.call.kwargs.get("reduction"), where)
         else:
@@ -191,7 +186,7 @@ def _loss_call(facts: FileFacts, call, expr: Expr, ctx: Context, depth: int):
         sides = _sides(facts, first, second, ctx)
         if sides is None:
             return None
-        return kind, reduction if isinstance(reduction, str) else "mean", *sides
+        return kind, reduction if isinstance(reduction, str) else known.reduction, *sides
     return None
 
 
@@ -335,26 +330,41 @@ def _regression(facts: FileFacts, config: TrainingConfig, loss: Loss, occurrence
         rule,
         lr_node,
         scheduled=_lr_scheduled(facts),
-        clipped=any(name in facts.calls for name in GRADIENT_CLIPPERS),
+        clipped=_clipped(facts),
     )
 
 
-GRADIENT_CLIPPERS = ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_grad_value")
-_SCHEDULER = re.compile(r"(?:LR|Scheduler|Plateau|[Ss]chedule\w*|[Ww]armup\w*)")
+def _clipped(facts: FileFacts) -> bool:
+    """torch.nn.utils.clip_grad_norm_(...) and the like, or a function or method of the same
+    name elsewhere (accelerate's `accelerator.clip_grad_norm_`): gradients are clipped."""
+    return any(name in facts.calls for name in torchapi.GRADIENT_CLIPPER_NAMES)
 
 
 def _lr_scheduled(facts: FileFacts) -> bool:
     """Whether anything in the file changes a learning rate while training.
 
     File-wide on purpose: a scheduler made in a helper still changes the loop's lr, and a rule
-    that cannot tell which lr is in force says nothing.
+    that cannot tell which lr is in force says nothing. A scheduler is a call resolved to one
+    (torchapi.SCHEDULERS) or a call of an imported object the tables do not know that is handed
+    the optimizer (`WarmupScheduler(opt, ...)` from some library): a local class called `LR`
+    is not one.
     """
-    for name, sites in facts.calls.items():
-        if _SCHEDULER.search(name):
-            return True
-        if any("lr_scheduler" in (facts.qualify(call.text) or "") for call, _ in sites):
-            return True
+    for sites in facts.calls.values():
+        for call, stmt in sites:
+            qualified = facts.qualify(call.text)
+            if qualified is None:
+                continue
+            if torchapi.is_scheduler(qualified) or _handed_optimizer(facts, call, stmt, qualified):
+                return True
     return any(_sets_lr(stmt) for stmt in facts.stmts if stmt.op in ("assign", "aug"))
+
+
+def _handed_optimizer(facts: FileFacts, call, stmt, qualified: str) -> bool:
+    """A call of an unknown library's callable that receives an optimizer: it may change the lr."""
+    if qualified.split(".", 1)[0] in ("torch", "numpy"):
+        return False
+    arguments = (*call.args, *call.kwargs.values())
+    return any(v.is_kind(facts, arg, stmt.scope, v.OPTIMIZER) for arg in arguments)
 
 
 def _sets_lr(stmt) -> bool:
@@ -418,7 +428,7 @@ def _step_size(facts: FileFacts, config: TrainingConfig, update: Occurrence | No
             lr = float(found) if isinstance(found, (int, float)) and found > 0 else None
         if name in ("SGD",):
             return "sgd", lr, node
-        if name in ADAPTIVE:
+        if f"torch.optim.{name}" in torchapi.ADAPTIVE_OPTIMIZERS:
             return "adaptive", lr, node
         return "other", None, node
     ctx = Context(update.origin.scope, {}, update.origin.order)

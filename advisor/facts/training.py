@@ -5,32 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from advisor import torchapi
 from advisor.facts import values as v
 from advisor.facts.flow import Occurrence, loop_occurrences
+from advisor.facts.kinds import used_as_module
 from advisor.facts.model import Call, EventKind, Expr, FileFacts, Function, Loop, Scope, Stmt
 
-PARAMETERISED_LAYERS = frozenset(
-    {
-        "Linear",
-        "LazyLinear",
-        "Bilinear",
-        "Conv1d",
-        "Conv2d",
-        "Conv3d",
-        "ConvTranspose1d",
-        "ConvTranspose2d",
-        "ConvTranspose3d",
-        "Embedding",
-        "EmbeddingBag",
-        "RNN",
-        "LSTM",
-        "GRU",
-        "RNNCell",
-        "LSTMCell",
-        "GRUCell",
-        "MultiheadAttention",
-    }
-)
+# torch.nn layers with parameters of their own, by the class name values record.
+PARAMETERISED_LAYERS = frozenset(q.rsplit(".", 1)[1] for q in torchapi.PARAMETERISED_LAYERS)
 MODEL_KINDS = frozenset({v.MODULE, v.MODEL_FN})
 
 
@@ -134,20 +116,17 @@ def callee_kinds(facts: FileFacts, call: Call, scope: Scope) -> set[str]:
     return found
 
 
-MODEL_WORDS = ("model", "net", "network", "regressor")
-
-
 def is_model_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
-    """A call of a model: by construction, or by name where the construction is out of sight."""
+    """A call of a model: by construction, or by use where the construction is out of sight
+    (kinds.is_model_call)."""
     if call.text == "self":
         return True
     found = callee_kinds(facts, call, scope)
     if found & MODEL_KINDS:
         return True
-    if found - {v.UNKNOWN, v.UNDEFINED}:
+    if found - {v.UNKNOWN, v.UNDEFINED} or not call.text:
         return False
-    name = _last(call.text)
-    return name.startswith(MODEL_WORDS) or name.endswith(MODEL_WORDS)
+    return used_as_module(facts, call.text, scope)
 
 
 def is_loss_call(facts: FileFacts, call: Call, scope: Scope) -> bool:

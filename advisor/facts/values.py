@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field, replace
 
+from advisor import torchapi
 from advisor.facts.model import Binding, Call, ClassInfo, Expr, FileFacts, Function, Scope, Stmt
 
 OPTIMIZER = "optimizer"
@@ -35,53 +36,6 @@ UNKNOWN = "unknown"
 BUILTIN_NAMES = frozenset(dir(builtins)) | {"display", "get_ipython", "In", "Out", "__file__"}
 ONE_SHOT_BUILTINS = frozenset({"iter", "map", "zip", "filter", "enumerate", "reversed"})
 ENDLESS_ITERTOOLS = frozenset({"cycle", "count", "repeat"})
-SAME_MODULE_METHODS = frozenset(
-    {"to", "cuda", "cpu", "double", "float", "half", "bfloat16", "train", "eval", "requires_grad_"}
-)
-TENSOR_FACTORIES = frozenset(
-    {
-        "tensor",
-        "as_tensor",
-        "from_numpy",
-        "randn",
-        "rand",
-        "zeros",
-        "ones",
-        "empty",
-        "normal",
-        "arange",
-        "linspace",
-        "full",
-        "randint",
-        "zeros_like",
-        "ones_like",
-        "randn_like",
-        "rand_like",
-        "eye",
-        "stack",
-        "cat",
-    }
-)
-FUNCTIONAL_LOSSES = frozenset(
-    {
-        "mse_loss",
-        "l1_loss",
-        "smooth_l1_loss",
-        "huber_loss",
-        "cross_entropy",
-        "nll_loss",
-        "binary_cross_entropy",
-        "binary_cross_entropy_with_logits",
-        "kl_div",
-        "poisson_nll_loss",
-        "gaussian_nll_loss",
-        "soft_margin_loss",
-        "margin_ranking_loss",
-        "hinge_embedding_loss",
-        "cosine_embedding_loss",
-    }
-)
-MODULE_BASES = ("torch.nn.Module", "torch.nn.modules.module.Module")
 _MAX_DEPTH = 6
 
 
@@ -198,7 +152,7 @@ def is_module_class(facts: FileFacts, info: ClassInfo, depth: int = 0) -> bool:
         return False
     for base in info.bases:
         qualified = facts.qualify(base.text) or ""
-        if qualified in MODULE_BASES or qualified.endswith("LightningModule"):
+        if qualified in torchapi.MODULE_BASES:
             return True
         if base.text in facts.classes and is_module_class(
             facts, facts.classes[base.text], depth + 1
@@ -396,10 +350,9 @@ def _attribute_values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) ->
     text = expr.text
     if text:
         qualified = facts.qualify(text)
-        if qualified and qualified.startswith("torch.nn.functional."):
-            last = qualified.rsplit(".", 1)[-1]
-            if last in FUNCTIONAL_LOSSES:
-                return [Value(LOSS_FN, last, expr)]
+        found = torchapi.loss(qualified)
+        if found is not None and qualified == found.functional:
+            return [Value(LOSS_FN, found.functional.rsplit(".", 1)[1], expr)]
         owner, _, attr = text.rpartition(".")
         if owner in ("self", "cls"):
             info = class_of(facts, owner, scope)
@@ -423,17 +376,18 @@ def _call_values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list
     qualified = facts.qualify(text) or ""
     last = (text or "").rsplit(".", 1)[-1]
     if qualified:
-        if qualified.startswith("torch.optim.lr_scheduler.") or ".lr_scheduler." in qualified:
+        if torchapi.is_scheduler(qualified):
             return [Value(SCHEDULER, last, expr)]
-        if qualified.startswith("torch.optim.") and last[:1].isupper():
+        if torchapi.is_optimizer_class(qualified):
             return [Value(OPTIMIZER, last, expr)]
+        found = torchapi.loss(qualified)
+        if found is not None and qualified != found.functional:
+            return [Value(LOSS_FN, last, expr)]
         if (
             qualified.startswith("torch.nn.")
             and last[:1].isupper()
             and ".functional" not in qualified
         ):
-            if last.endswith("Loss"):
-                return [Value(LOSS_FN, last, expr)]
             if last == "Parameter":
                 return [Value(TENSOR, last, expr)]
             return [Value(MODULE, last, expr)]
@@ -448,7 +402,7 @@ def _call_values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list
             return [Value(LOADED, last, expr)]
         if qualified.startswith("itertools."):
             return [Value(UNKNOWN if last in ENDLESS_ITERTOOLS else ITERATOR, last, expr)]
-        if qualified.startswith(("torch.", "numpy.")) and last in TENSOR_FACTORIES:
+        if qualified in torchapi.FACTORIES:
             return [Value(TENSOR, last, expr)]
         return [Value(UNKNOWN, qualified, expr)]
     if text and "." not in text:
@@ -483,9 +437,10 @@ def _call_values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list
     if method and receiver is not None:
         if method == "parameters" or method == "named_parameters":
             return [Value(PARAMS, method, expr, receiver.text)]
-        if method in SAME_MODULE_METHODS:
+        returns_self = torchapi.module_method(method)
+        if returns_self is not None and (call.args or not returns_self.needs_argument):
             return values_of(facts, receiver, scope, depth + 1)
-        if method in ("detach", "clone", "float", "double", "reshape", "view", "t"):
+        if method in torchapi.TENSOR_RESULT_METHODS:
             return [Value(TENSOR, method, expr)]
     return [Value(UNKNOWN, "", expr)]
 
