@@ -9,7 +9,8 @@ import pytest
 from toy_rules import BACKWARD, CRASH, FOREIGN, STEP, TOY_RULES
 
 from advisor import cache as cache_module
-from advisor.runner import RunOptions, check_bytes, check_paths, check_source, node_positions
+from advisor.pipeline import check_bytes, check_source, node_positions
+from advisor.runner import RunOptions, check_paths
 
 SCRIPT = """\
 import torch

@@ -12,6 +12,8 @@ from enum import Enum
 
 import libcst as cst
 
+from advisor.facts.files import DataFileLog
+
 
 class _Nothing:
     """No constant value: the expression is not made of literals only."""
@@ -243,6 +245,7 @@ class FileFacts:
     loops: list[Loop] = field(default_factory=list)  # every loop of every scope
     stmts: list[Stmt] = field(default_factory=list)  # every statement, in file order
     memo: dict = field(default_factory=dict)  # answers of the value queries, per file
+    data_files: DataFileLog = field(default_factory=DataFileLog)  # the data files it read
 
     def scopes(self) -> list[Scope]:
         """The module scope and every function's scope."""
