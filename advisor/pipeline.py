@@ -9,8 +9,9 @@ not parsed, positions are computed only for files that have findings, and libcst
 rules are imported only when a file actually has to be parsed.
 
     checked = load(data, path)       # decode, or read the notebook: errors in checked.errors
-    check(checked, rules)            # analyse (parse + facts), the rules, locate: findings
+    check(checked, rules)            # pre-filter, run_rules, locate: findings and errors
     analyse(checked)                 # parse + facts only, once (the probe after a cache hit)
+    run_rules(checked, rules)        # analyse, then the static rules: (rule, Diagnostic) pairs
     locate(checked, reported)        # (rule, Diagnostic) pairs -> findings, errors
 """
 
@@ -135,23 +136,7 @@ def check(checked: CheckedFile, rules: Sequence[Rule] | None = None) -> CheckedF
     if not active:
         return checked
     checked.parsed = True
-    facts = analyse(checked)
-    if facts is None:
-        return checked
-    reported: list[tuple[Rule, Diagnostic]] = []
-    for rule in active:
-        if rule.probe:  # found by the probe, which runs beside the rules
-            continue
-        try:
-            diagnostics = list(rule.check(facts))  # all or nothing: a crash drops partial output
-        except RecursionError:
-            checked.errors.append(_too_deep(checked.path, f"rule {rule.id}"))
-            continue
-        except Exception as error:
-            what = f"rule {rule.id} ({rule.name})"
-            checked.errors.append(internal_error(checked.path, what, error))
-            continue
-        reported.extend((rule, diagnostic) for diagnostic in diagnostics)
+    reported = run_rules(checked, active)
     if reported:
         try:
             findings, errors = locate(checked, reported)
@@ -161,6 +146,30 @@ def check(checked: CheckedFile, rules: Sequence[Rule] | None = None) -> CheckedF
             checked.findings = findings
             checked.errors.extend(errors)
     return checked
+
+
+def run_rules(checked: CheckedFile, rules: Sequence[Rule]) -> list[tuple[Rule, Diagnostic]]:
+    """What the static rules among `rules` report on the file's facts (analysed first if
+    need be), not yet located. A rule that crashes is an error of the file (its partial
+    output dropped); the other rules still run."""
+    facts = analyse(checked)
+    if facts is None:
+        return []
+    reported: list[tuple[Rule, Diagnostic]] = []
+    for rule in rules:
+        if rule.probe:  # found by the probe, which runs beside the rules
+            continue
+        try:
+            diagnostics = list(rule.check(facts))
+        except RecursionError:
+            checked.errors.append(_too_deep(checked.path, f"rule {rule.id}"))
+            continue
+        except Exception as error:
+            what = f"rule {rule.id} ({rule.name})"
+            checked.errors.append(internal_error(checked.path, what, error))
+            continue
+        reported.extend((rule, diagnostic) for diagnostic in diagnostics)
+    return reported
 
 
 def analyse(checked: CheckedFile) -> FileFacts | None:
@@ -203,6 +212,8 @@ def locate(checked: CheckedFile, reported: Reported) -> tuple[list[Finding], lis
     """Findings of what the rules (or the probe) reported on `checked`'s module: positions
     (computed once per file), suppressions, notebook cells, fixes positioned; sorted, without
     duplicates. A node that is not part of the module is an internal error of its rule."""
+    if not reported:
+        return [], []  # no positions to compute
     positions = checked.positions
     suppressions, notebook, path = checked.suppressions, checked.notebook, checked.path
     findings: dict[tuple, Finding] = {}
