@@ -358,8 +358,11 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
             cache.put(keys[index], outcome.findings, outcome.errors, outcome.depends)
     # The files the probe reads: checked here, one at a time, and the checked file (its
     # facts) handed to the probe; static findings are cached before the probe confirms any.
+    # Each file's tree and facts are let go once it is probed.
     probed: list[ProbeOutcome] = []
-    for index, loaded, rule_ids in probing:
+    probing.reverse()
+    while probing:
+        index, loaded, rule_ids = probing.pop()
         checked: CheckedFile | FileError = loaded
         if index not in outcomes:
             checked = _check_file(loaded.path, loaded, [_WORKER_RULES[i] for i in rule_ids])

@@ -87,16 +87,13 @@ class ProbeReport:
         return data
 
 
-Reported = list[tuple["Rule", Diagnostic]]
-
-
 @dataclass
 class FileProbe:
     """What the probe found in one file, not yet located: a report a training loop, the
     probe's own diagnostics, and the static rules it confirms (by id, with its evidence)."""
 
     reports: list[ProbeReport] = field(default_factory=list)
-    diagnostics: Reported = field(default_factory=list)
+    diagnostics: list[tuple[Rule, Diagnostic]] = field(default_factory=list)
     confirmations: dict[str, dict] = field(default_factory=dict)
 
 
@@ -168,10 +165,6 @@ class Probe:
         facts = analyse(checked)
         if facts is None:  # the static stage has reported what is wrong with the file
             return None
-        # The derived answers are asked again, as if first: synthetic draws are seeded in the
-        # order they are first evaluated, and the probe's data must not depend on which rules
-        # ran before it (or on whether the static findings came from the cache).
-        facts.memo.clear()
         path, options = checked.path, self.options
         found = _distinct(regressions(facts))
         probed = FileProbe()
