@@ -18,10 +18,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from advisor.findings import Diagnostic, FileError, Finding
 from advisor.numbers import figure
 from advisor.pipeline import CheckedFile, analyse, internal_error, locate, mentions_torch
-from advisor.rules.exhausted_iterator import RULE as EXHAUSTED_ITERATOR
-from advisor.rules.missing_zero_grad import RULE as MISSING_ZERO_GRAD
-from advisor.rules.update_outside_no_grad import RULE as UPDATE_OUTSIDE_NO_GRAD
-from advisor.rules.zero_grad_before_step import RULE as ZERO_GRAD_BEFORE_STEP
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -275,6 +271,7 @@ def _probe_one(path, regression, options, data, runner, static):
 def _judged(path, problem, regression, static, options, runner):
     """(report, diagnostics, confirmations) for a problem, or why there is none."""
     from advisor.probe.verdict import judge
+    from advisor.rules.update_outside_no_grad import RULE as UPDATE_OUTSIDE_NO_GRAD
 
     if problem is None:
         capture = runner.capture() if runner is not None else None
@@ -334,6 +331,10 @@ def _step_changes_nothing(regression, capture):
 def as_written(problem, static: frozenset[str]) -> None:
     """The training as the static findings (`static`: rule ids) say the script runs it."""
     from dataclasses import replace
+
+    from advisor.rules.exhausted_iterator import RULE as EXHAUSTED_ITERATOR
+    from advisor.rules.missing_zero_grad import RULE as MISSING_ZERO_GRAD
+    from advisor.rules.zero_grad_before_step import RULE as ZERO_GRAD_BEFORE_STEP
 
     if MISSING_ZERO_GRAD.id in static and problem.optimizer is not None:
         problem.optimizer = replace(problem.optimizer, accumulate=True)
