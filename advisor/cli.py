@@ -19,9 +19,12 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from advisor import __version__
+
+if TYPE_CHECKING:
+    from advisor.probe.stage import ProbeOptions
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 SUBCOMMANDS = ("rules", "explain")
@@ -268,7 +271,7 @@ def _probe_usage(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _probe_options(args: argparse.Namespace):
+def _probe_options(args: argparse.Namespace) -> ProbeOptions:
     from advisor.probe.stage import ProbeOptions
 
     data = None

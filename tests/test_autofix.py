@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from advisor.autofix import apply_fixes, plan
-from advisor.runner import check_bytes
+from advisor.pipeline import check_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 LR_ADVISOR = str(Path(sys.executable).with_name("lr-advisor"))

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from advisor.autofix import apply_fixes, plan
 from advisor.findings import Edit, Finding, Fix
+from advisor.fix_positions import in_cell
 from advisor.notebook import notebook_program
-from advisor.runner import _in_cell, check_bytes
+from advisor.pipeline import check_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 LR_ADVISOR = str(Path(sys.executable).with_name("lr-advisor"))
@@ -199,11 +200,11 @@ def test_an_edit_never_touches_a_line_that_ipython_syntax_rewrote() -> None:
     )
     program = notebook_program(text, "nb.ipynb")
     lines = program.text.splitlines(keepends=True)
-    assert _in_cell(Edit(1, 1, 2, 1, ""), program, lines) is None  # the %time line
-    assert _in_cell(Edit(3, 1, 3, 4, "pwd"), program, lines) is None  # the !ls line
-    assert _in_cell(Edit(2, 1, 3, 1, ""), program, lines) == Edit(2, 1, 3, 1, "", cell=1)
-    assert _in_cell(Edit(4, 1, 5, 1, ""), program, lines) == Edit(4, 1, 5, 1, "", cell=1)
-    assert _in_cell(Edit(3, 1, 3, 1, "w = 0\n"), program, lines) is not None  # insertion
+    assert in_cell(Edit(1, 1, 2, 1, ""), program, lines) is None  # the %time line
+    assert in_cell(Edit(3, 1, 3, 4, "pwd"), program, lines) is None  # the !ls line
+    assert in_cell(Edit(2, 1, 3, 1, ""), program, lines) == Edit(2, 1, 3, 1, "", cell=1)
+    assert in_cell(Edit(4, 1, 5, 1, ""), program, lines) == Edit(4, 1, 5, 1, "", cell=1)
+    assert in_cell(Edit(3, 1, 3, 1, "w = 0\n"), program, lines) is not None  # insertion
 
 
 def test_edits_across_cells_are_mapped_to_each_cell() -> None:
@@ -221,9 +222,9 @@ def test_edits_across_cells_are_mapped_to_each_cell() -> None:
     )
     program = notebook_program(text, "nb.ipynb")
     lines = program.text.splitlines(keepends=True)
-    assert _in_cell(Edit(2, 1, 3, 1, ""), program, lines) == Edit(2, 1, 3, 1, "", cell=1)
-    assert _in_cell(Edit(3, 1, 4, 1, ""), program, lines) == Edit(1, 1, 2, 1, "", cell=2)
-    assert _in_cell(Edit(2, 1, 4, 1, ""), program, lines) is None  # spans two cells
+    assert in_cell(Edit(2, 1, 3, 1, ""), program, lines) == Edit(2, 1, 3, 1, "", cell=1)
+    assert in_cell(Edit(3, 1, 4, 1, ""), program, lines) == Edit(1, 1, 2, 1, "", cell=2)
+    assert in_cell(Edit(2, 1, 4, 1, ""), program, lines) is None  # spans two cells
 
 
 def test_a_fix_that_would_break_a_cell_changes_nothing() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from toy_rules import TOY_RULES
 
-from advisor.runner import check_bytes
+from advisor.pipeline import check_bytes
 from advisor.source import MAX_SOURCE_BYTES, decode_source
 
 COMMAND = Path(sys.executable).parent / "lr-advisor"

@@ -11,8 +11,8 @@ import pytest
 
 from advisor.facts import extract_facts
 from advisor.findings import CERTAIN, LIKELY
+from advisor.pipeline import check_bytes, node_positions
 from advisor.rules.discarded_tensor_result import RULE
-from advisor.runner import check_bytes, node_positions
 
 
 def diagnostics(source: str, path: str = "train.py") -> list[tuple[int, object]]:

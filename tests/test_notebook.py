@@ -13,7 +13,7 @@ from toy_rules import BACKWARD, TOY_RULES
 
 from advisor.findings import FileError
 from advisor.notebook import NotebookProgram, notebook_program, rewrite_cell
-from advisor.runner import check_bytes
+from advisor.pipeline import check_bytes
 from advisor.source import split_lines
 
 COMMAND = Path(sys.executable).parent / "lr-advisor"

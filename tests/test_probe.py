@@ -17,6 +17,10 @@ from advisor.probe.exact import Moments, solve, solve_moments
 from advisor.probe.problem import Loss, Optimizer, Problem
 from advisor.probe.replay import replay
 from advisor.probe.verdict import judge
+from advisor.rules.huge_learning_rate import RULE as HUGE_LEARNING_RATE
+from advisor.rules.loss_shape_broadcast import RULE as LOSS_SHAPE_BROADCAST
+from advisor.rules.tiny_learning_rate import RULE as TINY_LEARNING_RATE
+from advisor.rules.unscaled_features import RULE as UNSCALED_FEATURES
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED000 = np.loadtxt(ROOT / "tests" / "data" / "seed000.csv", delimiter=",")
@@ -220,7 +224,7 @@ def test_seed000_verdict() -> None:
     assert verdict.spread[0] < verdict.final < verdict.spread[1]
     assert verdict.slow_progress < 0.01  # the slow directions hardly move
     rules = {rule for rule, _ in verdict.reasons}
-    assert {"tiny-learning-rate", "unscaled-features", "loss-shape-broadcast"} <= rules
+    assert {TINY_LEARNING_RATE.id, UNSCALED_FEATURES.id, LOSS_SHAPE_BROADCAST.id} <= rules
     best = verdict.best
     assert best is not None and not best.keeps_model
     assert best.optimum.loss == pytest.approx(274.44, abs=1e-2)
@@ -259,7 +263,7 @@ def test_divergence_is_reported() -> None:
     problem = problem_of(x * 10, y, optimizer=Optimizer("sgd", 0.5), steps=100)
     verdict = judge(problem)
     assert verdict.status == "diverged"
-    assert verdict.reasons[0][0] == "huge-learning-rate"
+    assert verdict.reasons[0][0] == HUGE_LEARNING_RATE.id
 
 
 # -- end to end -----------------------------------------------------------------------------

@@ -7,9 +7,8 @@ import re
 
 import libcst as cst
 import pytest
-from libcst.metadata import MetadataWrapper, PositionProvider
 
-from advisor.facts import extract_facts
+from advisor.pipeline import load, locate, run_rules
 from advisor.rule import Rule
 from advisor.rules import ALL_RULES, find_rule
 
@@ -31,22 +30,22 @@ def flagged_lines(rule: Rule, source: str) -> list[int]:
         import tempfile
         from pathlib import Path
 
-        from advisor.probe.stage import ProbeOptions, probe_file
+        from advisor.probe.stage import Probe, ProbeOptions
 
         run = importlib.util.find_spec("torch") is not None
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "example.py"
             path.write_text(source)
-            options = ProbeOptions(run=run, timeout=60)
-            module, _, found, _ = probe_file(str(path), source, options)
-        diagnostics = [d for r, d in found if r is rule]
-    else:
-        module = cst.parse_module(source)
-        diagnostics = list(rule.check(extract_facts(module, "example.py")))
-    if not diagnostics:
-        return []
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    return sorted(positions[d.node].start.line for d in diagnostics)
+            checked = load(source, str(path))
+            found = Probe(ProbeOptions(run=run, timeout=60)).probe_file(checked, frozenset())
+        reported = [(r, d) for r, d in found.diagnostics if r.id == rule.id] if found else []
+        findings, errors = locate(checked, reported)
+    else:  # the rule itself, past the pre-filter (an example need not mention torch)
+        checked = load(source, "example.py")
+        findings, errors = locate(checked, run_rules(checked, [rule]))
+        errors += checked.errors
+    assert not errors, errors
+    return sorted(finding.line for finding in findings)
 
 
 def expected_lines(rule: Rule, source: str) -> list[int]:

@@ -9,7 +9,8 @@ import pytest
 from toy_rules import BACKWARD, CRASH, FOREIGN, STEP, TOY_RULES
 
 from advisor import cache as cache_module
-from advisor.runner import RunOptions, check_bytes, check_paths, check_source, node_positions
+from advisor.pipeline import check_bytes, check_source, node_positions
+from advisor.runner import RunOptions, check_paths
 
 SCRIPT = """\
 import torch
@@ -205,3 +206,49 @@ def test_a_worker_that_dies_costs_one_file_not_the_run(tmp_path: Path) -> None:
     (error,) = result.errors
     assert error.path.endswith("killer.py") and not error.is_finding
     assert "process checking this file died" in error.message
+
+
+REGRESSION = """\
+import numpy as np
+import torch
+
+data = np.loadtxt("d.csv", delimiter=",")
+x = torch.tensor(data[:, :1], dtype=torch.float32)
+y = torch.tensor(data[:, 1:], dtype=torch.float32)
+model = torch.nn.Linear(1, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(10):
+    opt.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    opt.step()
+"""
+
+
+def test_the_facts_record_the_data_files_they_read_in_their_log(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("".join(f"{i},{2 * i + 1}\n" for i in range(20)))
+    checked = check_bytes(REGRESSION, str(tmp_path / "train.py"))
+    assert checked.facts is not None and checked.facts.data_files is checked.data_files
+    ((path, signature),) = checked.depends
+    assert path == str(tmp_path / "d.csv") and signature is not None
+    assert check_bytes(REGRESSION, str(tmp_path / "gone" / "train.py")).depends[0][1] is None
+
+
+def test_the_probe_reads_the_facts_of_the_check_without_parsing_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import libcst as cst
+
+    from advisor.probe.stage import ProbeOptions
+
+    (tmp_path / "d.csv").write_text("".join(f"{i},{2 * i + 1}\n" for i in range(20)))
+    (tmp_path / "train.py").write_text(REGRESSION)
+    (tmp_path / "static.py").write_text(SCRIPT)  # a training, but no regression: no report
+    parses: list[int] = []
+    real = cst.parse_module
+    monkeypatch.setattr(cst, "parse_module", lambda text: parses.append(1) or real(text))
+    probe = ProbeOptions(budget=0.05)
+    result = check_paths([str(tmp_path)], RunOptions(use_cache=False, jobs=1, probe=probe))
+    assert len(parses) == 2  # each file once: the probe reuses train.py's
+    assert [report.path for report in result.probe] == [str(tmp_path / "train.py")]
+    assert result.probe[0].line == 9 and result.probe[0].status != "failed"

@@ -19,14 +19,9 @@ from subprocess import PIPE
 import pytest
 
 from advisor import cache as cache_module
-from advisor.runner import (
-    MAX_SYNTAX_NODES,
-    RunOptions,
-    check_bytes,
-    check_paths,
-    count_nodes,
-    syntax_nodes_at_least,
-)
+from advisor.pipeline import check_bytes
+from advisor.runner import RunOptions, check_paths
+from advisor.syntax_size import MAX_SYNTAX_NODES, count_nodes, syntax_nodes_at_least
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = Path(sys.executable).parent / "lr-advisor"
@@ -346,7 +341,7 @@ def test_a_pathological_file_is_refused_in_bounded_memory(line: str) -> None:
     """2 MB of these make millions of syntax nodes: Python's tree alone took gigabytes."""
     code = (
         "import sys\n"
-        "from advisor.runner import check_bytes\n"
+        "from advisor.pipeline import check_bytes\n"
         f"text = 'import torch\\n' + {line!r} * ({2 * 1024 * 1024} // {len(line)})\n"
         "(error,) = check_bytes(text, 'big.py').errors\n"
         "print(error.message)\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from toy_rules import BACKWARD, STEP, TOY_RULES
 
-from advisor.runner import check_source
+from advisor.pipeline import check_source
 from advisor.suppression import Suppressions
 
 HEAD = "import torch\nfor i in range(3):\n"

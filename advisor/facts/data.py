@@ -468,7 +468,7 @@ def _load(facts: FileFacts, qualified: str, call, expr: Expr, ctx: Context):
     if not path.is_absolute():
         path = Path(facts.path).resolve().parent / path
     options = {key: number_at(facts, arg, ctx) for key, arg in call.kwargs.items()}
-    table = read_table(path, qualified, options, FILE_LIMIT)
+    table = read_table(path, qualified, options, FILE_LIMIT, facts.data_files)
     if table is None:
         return None
     return Array(

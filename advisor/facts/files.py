@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -20,10 +20,16 @@ class Table:
     columns: tuple[str, ...] | None  # the header, for tables read with one
 
 
-# Every path looked up, found or not, with its stat before it was read (None: missing):
-# the cache keeps a result that depends on another file only while that file's stat is
-# unchanged (the runner empties this list around each check).
-LOOKUPS: list[tuple[str, list[int] | None]] = []
+@dataclass
+class DataFileLog:
+    """Every data file one facts pass looked up, found or not, with its stat before it was
+    read (None: missing): the cache keeps a result that depends on another file only while
+    that file's stat is unchanged."""
+
+    lookups: list[tuple[str, list[int] | None]] = field(default_factory=list)
+
+    def record(self, path: str | Path) -> None:
+        self.lookups.append((str(path), file_signature(path)))
 
 
 def file_signature(path: str | Path) -> list[int] | None:
@@ -34,9 +40,12 @@ def file_signature(path: str | Path) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
-def read_table(path: Path, loader: str, options: dict, limit: int) -> Table | None:
-    """The numbers of a .csv/.txt/.npy file as `loader` would read them; None if unsure."""
-    LOOKUPS.append((str(path), file_signature(path)))
+def read_table(
+    path: Path, loader: str, options: dict, limit: int, log: DataFileLog
+) -> Table | None:
+    """The numbers of a .csv/.txt/.npy file as `loader` would read them; None if unsure.
+    The lookup is recorded in `log`, found or not."""
+    log.record(path)
     try:
         if not path.is_file() or path.stat().st_size > limit:
             return None

@@ -13,6 +13,8 @@ from typing import TypeVar, cast
 
 import libcst as cst
 
+from advisor.facts.files import DataFileLog
+
 
 class _Nothing:
     """No constant value: the expression is not made of literals only."""
@@ -268,6 +270,7 @@ class FileFacts:
     loops: list[Loop] = field(default_factory=list)  # every loop of every scope
     stmts: list[Stmt] = field(default_factory=list)  # every statement, in file order
     derived: Derived = field(default_factory=Derived, repr=False)  # the queries' answers
+    data_files: DataFileLog = field(default_factory=DataFileLog)  # the data files it read
 
     def scopes(self) -> list[Scope]:
         """The module scope and every function's scope."""

@@ -71,7 +71,7 @@ def verdict_json(verdict) -> dict:
             "slowest_contraction": _number(shape.slowest_contraction),
             "standardized_condition": _number(shape.standardized_condition),
         },
-        "reasons": [{"rule": rule, "why": why} for rule, why in verdict.reasons],
+        "reasons": [{"rule": reason_name(key), "why": why} for key, why in verdict.reasons],
     }
     if run is not None:
         data["script"] = {
@@ -187,8 +187,8 @@ def panel(report):
             style="dim",
         )
     )
-    for rule, why in verdict.reasons:
-        parts.append(Text.assemble(("why: ", "bold"), (f"[{rule}] ", "cyan"), why))
+    for key, why in verdict.reasons:
+        parts.append(Text.assemble(("why: ", "bold"), (f"[{reason_name(key)}] ", "cyan"), why))
     if best is not None:
         model = "" if best.keeps_model else " (adds a bias: a different, better model)"
         parts.append(
@@ -245,3 +245,12 @@ def _weight_rows(verdict, best) -> list[tuple[str, ...]]:
                 row += (figure(best.bias[j]),)
             rows.append(row)
     return rows
+
+
+def reason_name(key: str) -> str:
+    """A reason as users read it: its rule's name (reasons are keyed by rule ids), or the
+    reason's own name where no rule stands for it."""
+    from advisor.rules import find_rule
+
+    rule = find_rule(key)
+    return rule.name if rule is not None else key

@@ -1,26 +1,41 @@
-"""The probe as a stage of a check: after the static rules, for each file that trains a
-regression, get its problem (facts, `--data` or `--run`), judge it, and report.
+"""The probe as a stage beside the rules: for each file that trains a regression, get its
+problem (facts, `--data` or `--run`), judge it, and report.
 
-The probe's findings (LRA501 not-converged, LRA502 step-changes-nothing) are findings like the
-others; a static finding the probe reproduces becomes `confirmed`, with the probe's numbers.
+The runner hands over the pipeline's `CheckedFile` of the check that just ran: the probe reads
+its facts, never parses the file again. The probe's findings (LRA501 not-converged, LRA502
+step-changes-nothing) are located like the others; a static finding the probe reproduces
+becomes `confirmed`, with the probe's numbers.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from advisor.findings import Diagnostic, FileError, Finding
 from advisor.numbers import figure
+from advisor.pipeline import CheckedFile, analyse, internal_error, locate, mentions_torch
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from advisor.probe.datafile import DataOption
+    from advisor.probe.verdict import Verdict
+    from advisor.rule import Rule
 
 CONFIRMED = "confirmed"
+
+ProbeStatus = Literal[
+    "converged", "not converged", "diverged", "unknown", "no data", "not applicable", "failed"
+]
 
 
 @dataclass(frozen=True)
 class ProbeOptions:
-    data: Any = None  # a datafile.DataOption
+    data: DataOption | None = None  # --data (with --target, --features)
     run: bool = False
     budget: float = 1.0  # seconds of replay per setting
     timeout: float = 60.0  # --run: wall clock
@@ -34,7 +49,7 @@ class ProbeReport:
 
     path: str
     line: int | None
-    status: str  # converged, not converged, diverged, unknown, no data, not applicable, failed
+    status: ProbeStatus
 
     @property
     def judged(self) -> bool:
@@ -43,11 +58,11 @@ class ProbeReport:
 
     source: str | None  # facts, data file, run
     summary: str
-    verdict: Any = None  # verdict.Verdict
+    verdict: Verdict | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     cell: int | None = None
-    node: Any = field(default=None, repr=False)  # the training loop's iterable, for the line
+    node: cst.CSTNode | None = field(default=None, repr=False)  # the loop's, for the line
 
     def to_json(self) -> dict:
         from advisor.probe.report import verdict_json
@@ -68,64 +83,122 @@ class ProbeReport:
         return data
 
 
-def probe_file(
-    path: str, text: str, options: ProbeOptions, notebook=None, static: frozenset = frozenset()
-):
-    """(module, reports, diagnostics as (rule, Diagnostic), confirmations {rule: evidence}).
+@dataclass
+class FileProbe:
+    """What the probe found in one file, not yet located: a report a training loop, the
+    probe's own diagnostics, and the static rules it confirms (by id, with its evidence)."""
 
-    `static`: the names of the rules the static pass found in the file; the replay follows
-    what they say the training does (gradients never cleared, an iterator spent after one
-    epoch), so that it replays the script as written, not as intended."""
-    import libcst as cst
+    reports: list[ProbeReport] = field(default_factory=list)
+    diagnostics: list[tuple[Rule, Diagnostic]] = field(default_factory=list)
+    confirmations: dict[str, dict] = field(default_factory=dict)
 
-    from advisor.facts import extract_facts
-    from advisor.facts.regression import regressions
-    from advisor.runner import _python_check
 
-    if _python_check(text, path) is not None:  # libcst would crash (deep nesting) or crawl
-        return None, [], [], {}
-    try:
-        module = cst.parse_module(text)
-        facts = extract_facts(module, path)
-        found = _distinct(regressions(facts))
-    except Exception:  # the static stage has reported what is wrong with the file
-        return None, [], [], {}
-    reports, diagnostics, confirmations = [], [], {}
-    data, unusable = None, None
-    if options.data is not None and found:
-        from advisor.probe.datafile import DataError
+@dataclass
+class ProbeOutcome:
+    """The probe's contribution to a run's result for one file, located."""
 
+    reports: list[ProbeReport] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+
+def wants_probe(checked: CheckedFile) -> bool:
+    """Whether a file may train anything the probe can replay (it calls `backward`)."""
+    return mentions_torch(checked.text) and "backward" in checked.text
+
+
+class Probe:
+    """The probe for one run: `--data` is read once, however many files use it."""
+
+    def __init__(self, options: ProbeOptions) -> None:
+        self.options = options
+        self._data: Any = None
+        self._data_read = False
+
+    def data(self) -> Any:
+        """`--data`: (features, targets) of a small file, or one streaming pass over a large
+        file or a folder. Raises DataError (each time it is asked) for a file it cannot use."""
+        if not self._data_read:
+            from advisor.probe.datafile import given
+
+            self._data = given(self.options.data, self.options.scheduler)
+            self._data_read = True
+        return self._data
+
+    def check(
+        self, checked: CheckedFile, findings: list[Finding], selected: Collection[str]
+    ) -> ProbeOutcome:
+        """The probe stage of a run for one checked file: its reports, the probe's findings
+        of the rules in `selected` (ids), and `findings` (the file's static findings) marked
+        confirmed where the replay reproduces them. A bug of ours is an error of the file."""
+        static = frozenset(finding.rule_id for finding in findings)
         try:
-            data = _given_data(options)
-        except DataError as error:  # the user's file, not our bug: said in each report
-            unusable = f"not probed: --data {error}"
-    runner = _Runner(path, options)
-    for regression in found:
-        began = time.perf_counter()
-        if unusable is not None:
-            report, found_diagnostics, confirmed = (
-                ProbeReport(path, None, "failed", "data file", unusable),
-                [],
-                {},
-            )
-        else:
-            report, found_diagnostics, confirmed = _probe_one(
-                path, regression, options, data, runner, static
-            )
-        report.seconds = time.perf_counter() - began
-        loop = regression.config.loop
-        report.node = loop.iter.node if loop.iter is not None else loop.node
-        reports.append(report)
-        diagnostics.extend(found_diagnostics)
-        confirmations.update(confirmed)
-    if not found and options.run and runner.runnable:
-        # the facts see no regression (a model built elsewhere): the run may still show one
-        began = time.perf_counter()
-        report, _, _ = _judged(path, runner.problem(), None, static, options, runner)
-        report.seconds = time.perf_counter() - began
-        if report.status != "no data":
-            reports.append(report)
-    return module, reports, diagnostics, confirmations
+            found = self.probe_file(checked, static)
+            if found is None:
+                return ProbeOutcome()
+            diagnostics = [(rule, d) for rule, d in found.diagnostics if rule.id in selected]
+            outcome = ProbeOutcome(found.reports)
+            _locate_reports(checked, found.reports)
+            if diagnostics:
+                outcome.findings, outcome.errors = locate(checked, diagnostics)
+        except Exception as error:  # a bug of ours: reported, and the other files go on
+            return ProbeOutcome(errors=[internal_error(checked.path, "the probe", error)])
+        for finding in findings:
+            if finding.rule_id in found.confirmations:
+                finding.confidence = CONFIRMED
+                finding.evidence = {**finding.evidence, **found.confirmations[finding.rule_id]}
+        return outcome
+
+    def probe_file(self, checked: CheckedFile, static: frozenset[str]) -> FileProbe | None:
+        """What the probe finds in a checked file (its facts: extracted now if the check did
+        not need them); None when the file has no facts (it does not parse).
+
+        `static`: the ids of the rules the static pass found in the file; the replay follows
+        what they say the training does (gradients never cleared, an iterator spent after one
+        epoch), so that it replays the script as written, not as intended."""
+        from advisor.facts.regression import regressions
+
+        facts = analyse(checked)
+        if facts is None:  # the static stage has reported what is wrong with the file
+            return None
+        path, options = checked.path, self.options
+        found = _distinct(regressions(facts))
+        probed = FileProbe()
+        data, unusable = None, None
+        if options.data is not None and found:
+            from advisor.probe.datafile import DataError
+
+            try:
+                data = self.data()
+            except DataError as error:  # the user's file, not our bug: said in each report
+                unusable = f"not probed: --data {error}"
+        runner = _Runner(path, options)
+        for regression in found:
+            began = time.perf_counter()
+            if unusable is not None:
+                report, found_diagnostics, confirmed = (
+                    ProbeReport(path, None, "failed", "data file", unusable),
+                    [],
+                    {},
+                )
+            else:
+                report, found_diagnostics, confirmed = _probe_one(
+                    path, regression, options, data, runner, static
+                )
+            report.seconds = time.perf_counter() - began
+            loop = regression.config.loop
+            report.node = loop.iter.node if loop.iter is not None else loop.node
+            probed.reports.append(report)
+            probed.diagnostics.extend(found_diagnostics)
+            probed.confirmations.update(confirmed)
+        if not found and options.run and runner.runnable:
+            # the facts see no regression (a model built elsewhere): the run may still show one
+            began = time.perf_counter()
+            report, _, _ = _judged(path, runner.problem(), None, static, options, runner)
+            report.seconds = time.perf_counter() - began
+            if report.status != "no data":
+                probed.reports.append(report)
+        return probed
 
 
 class _Runner:
@@ -167,29 +240,6 @@ def _distinct(found: list) -> list:
     return [r for r in found if best[id(r.loss.node)] is r]
 
 
-_GIVEN: dict = {}  # the last --data read: every file of a check probes against the same data
-
-
-def _given_data(options: ProbeOptions):
-    """`--data`: (features, targets) of a small file, or one streaming pass over a large file
-    or a folder (read once per check, however many scripts use it)."""
-    from advisor.probe.datafile import given
-
-    option = options.data
-    try:
-        stat = Path(option.path).stat()
-        key = (option, options.scheduler, stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        key = None
-    if key is not None and key in _GIVEN:
-        return _GIVEN[key]
-    data = given(option, options.scheduler)
-    if key is not None:
-        _GIVEN.clear()
-        _GIVEN[key] = data
-    return data
-
-
 def _probe_one(path, regression, options, data, runner, static):
     """The facts' problem (or `--data`'s); with `--run`, the script runs once too: its capture
     stands in for synthetic or missing data, and shows whether steps change anything."""
@@ -221,13 +271,14 @@ def _probe_one(path, regression, options, data, runner, static):
 def _judged(path, problem, regression, static, options, runner):
     """(report, diagnostics, confirmations) for a problem, or why there is none."""
     from advisor.probe.verdict import judge
+    from advisor.rules.update_outside_no_grad import RULE as UPDATE_OUTSIDE_NO_GRAD
 
     if problem is None:
         capture = runner.capture() if runner is not None else None
         status = "failed" if capture is not None and capture.status != "ok" else "no data"
         message = capture.message if capture is not None else "no regression was seen"
         return ProbeReport(path, None, status, "run", f"not probed: {message}"), [], {}
-    if "update-outside-no-grad" in static:
+    if UPDATE_OUTSIDE_NO_GRAD.id in static:
         why = "not probed: the script fails at its first update (see update-outside-no-grad)"
         return ProbeReport(path, None, "not applicable", problem.source, why), [], {}
     if problem.source != "run":
@@ -277,17 +328,21 @@ def _step_changes_nothing(regression, capture):
     return RULE, Diagnostic(node, message, CONFIRMED, None, {"steps": steps, "optimizer": kind})
 
 
-def as_written(problem, static: frozenset) -> None:
-    """The training as the static findings say the script runs it."""
+def as_written(problem, static: frozenset[str]) -> None:
+    """The training as the static findings (`static`: rule ids) say the script runs it."""
     from dataclasses import replace
 
-    if "missing-zero-grad" in static and problem.optimizer is not None:
+    from advisor.rules.exhausted_iterator import RULE as EXHAUSTED_ITERATOR
+    from advisor.rules.missing_zero_grad import RULE as MISSING_ZERO_GRAD
+    from advisor.rules.zero_grad_before_step import RULE as ZERO_GRAD_BEFORE_STEP
+
+    if MISSING_ZERO_GRAD.id in static and problem.optimizer is not None:
         problem.optimizer = replace(problem.optimizer, accumulate=True)
         problem.notes.append("gradients are never cleared: each step uses the sum of all of them")
-    if "zero-grad-before-step" in static:
+    if ZERO_GRAD_BEFORE_STEP.id in static:
         problem.frozen = True
         problem.notes.append("the gradients are cleared before each update: nothing moves")
-    if "exhausted-iterator" in static and problem.total_steps:
+    if EXHAUSTED_ITERATOR.id in static and problem.total_steps:
         problem.steps = problem.steps_per_epoch
         problem.notes.append("the batches run out after the first epoch")
 
@@ -352,78 +407,28 @@ def _not_converged(regression, verdict):
 
 
 def _confirmations(verdict) -> dict[str, dict]:
-    """Static rules the replay reproduces, with the probe's reason."""
+    """Static rules the replay reproduces (by id), with the probe's reason."""
     if verdict.status == "converged":
         return {}
     confirmed = {}
-    for rule, why in verdict.reasons:
-        confirmed[rule] = {"probe": why, "probe_status": verdict.status}
+    for rule_id, why in verdict.reasons:
+        confirmed[rule_id] = {"probe": why, "probe_status": verdict.status}
     return confirmed
 
 
-def run_probe(inputs, result, options: ProbeOptions) -> None:
-    """The probe stage of `check_paths`: adds reports, findings and confirmations to result.
-
-    `inputs`: (path, content, ids of the rules selected for that file)."""
-    from advisor.notebook import NotebookProgram, notebook_program
-    from advisor.runner import _findings, _internal_error, mentions_torch
-    from advisor.source import decode_source
-    from advisor.suppression import Suppressions
-
-    for path, data, selected in inputs:
-        notebook = None
-        if path.endswith(".ipynb"):
-            program = notebook_program(data, path)
-            if not isinstance(program, NotebookProgram):
-                continue
-            notebook, text = program, program.text
-        else:
-            text = decode_source(data, path)
-            if isinstance(text, FileError):
-                continue
-        if not mentions_torch(text) or "backward" not in text:
-            continue
-        static = frozenset(f.rule_name for f in result.findings if f.path == path)
-        try:
-            module, reports, diagnostics, confirmations = probe_file(
-                path, text, options, notebook, static
-            )
-        except Exception as error:  # a bug of ours: reported, and the other files go on
-            result.errors.append(_internal_error(path, "the probe", error))
-            continue
-        if module is None:
-            continue
-        diagnostics = [(rule, d) for rule, d in diagnostics if rule.id in selected]
-        _locate(module, reports, notebook)
-        result.probe.extend(reports)
-        if diagnostics:
-            errors: list[FileError] = []
-            result.findings.extend(
-                _findings(module, path, diagnostics, Suppressions.parse(text), notebook, errors)
-            )
-            result.errors.extend(errors)
-        for finding in result.findings:
-            if finding.path == path and finding.rule_name in confirmations:
-                finding.confidence = CONFIRMED
-                finding.evidence = {**finding.evidence, **confirmations[finding.rule_name]}
-    result.findings.sort(key=Finding.sort_key)
-
-
-def _locate(module, reports, notebook) -> None:
+def _locate_reports(checked: CheckedFile, reports: list[ProbeReport]) -> None:
     """The line of each report: its training loop's."""
-    from advisor.runner import node_positions
-
     if not reports:
         return
-    positions = node_positions(module)
+    positions = checked.positions
     for report in reports:
         where = positions.get(report.node)
         if where is None:
             continue
         line = where.start.line
-        if notebook is not None:
-            report.cell, line = notebook.locate(line)
+        if checked.notebook is not None:
+            report.cell, line = checked.notebook.locate(line)
         report.line = line
 
 
-__all__ = ["ProbeOptions", "ProbeReport", "run_probe"]
+__all__ = ["Probe", "ProbeOptions", "ProbeOutcome", "ProbeReport", "wants_probe"]

@@ -13,6 +13,12 @@ from advisor.curvature import contraction, figure, round_step, stable_step
 from advisor.probe.exact import Optimum, solve
 from advisor.probe.problem import Loss, Optimizer, Problem
 from advisor.probe.replay import REPLAYABLE, Evaluator, Replay, gradient_scale, replay
+from advisor.rules.huge_learning_rate import RULE as HUGE_LEARNING_RATE
+from advisor.rules.loss_shape_broadcast import RULE as LOSS_SHAPE_BROADCAST
+from advisor.rules.missing_zero_grad import RULE as MISSING_ZERO_GRAD
+from advisor.rules.tiny_learning_rate import RULE as TINY_LEARNING_RATE
+from advisor.rules.unscaled_features import RULE as UNSCALED_FEATURES
+from advisor.rules.zero_grad_before_step import RULE as ZERO_GRAD_BEFORE_STEP
 
 TOLERANCE = 1e-6  # "at the optimum": the loss within this relative excess
 CONVERGED = 1e-2  # the verdict's "converged": within 1 % of the optimum's loss ...
@@ -63,7 +69,8 @@ class Verdict:
     excess_percent: float | None = None
     parameter_error: float | None = None  # ‖θ - θ*‖ / ‖θ*‖, median
     slow_progress: float | None = None  # share of the initial error removed along the slowest
-    reasons: list[tuple[str, str]] = field(default_factory=list)  # (rule name, why)
+    # (why key, why): a rule's id, or a name for a reason no rule stands for (weight-decay)
+    reasons: list[tuple[str, str]] = field(default_factory=list)
     fixes: list[Candidate] = field(default_factory=list)
     shape_fixed: Replay | None = None  # the same training with the target's shape fixed
     # --run, full batch: the largest relative gap between the replay's loss and the loss the
@@ -333,7 +340,7 @@ def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
         if optimizer.lr > shape.stable_step:
             reasons.append(
                 (
-                    "huge-learning-rate",
+                    HUGE_LEARNING_RATE.id,
                     f"lr {figure(optimizer.lr)} is above the stable step "
                     f"{figure(shape.stable_step)} of this loss",
                 )
@@ -342,7 +349,7 @@ def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
             per_step = 1.0 - (shape.slowest_contraction or 1.0)
             reasons.append(
                 (
-                    "tiny-learning-rate",
+                    TINY_LEARNING_RATE.id,
                     f"lr {figure(optimizer.lr)} is {figure(shape.stable_step / optimizer.lr)}x "
                     f"below the stable step {figure(shape.stable_step)}: each step removes "
                     f"{figure(100 * per_step)}% of the error along the slowest direction",
@@ -351,7 +358,7 @@ def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
     if shape.condition >= 1e3 and shape.condition >= 100 * shape.standardized_condition:
         reasons.append(
             (
-                "unscaled-features",
+                UNSCALED_FEATURES.id,
                 f"the loss's condition number is {figure(shape.condition)}; standardised columns "
                 f"with a bias give {figure(shape.standardized_condition)}",
             )
@@ -367,7 +374,7 @@ def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
         )
         reasons.append(
             (
-                "loss-shape-broadcast",
+                LOSS_SHAPE_BROADCAST.id,
                 f"the (N,) target against the (N, 1) prediction trains towards each batch's "
                 f"mean: {effect}",
             )
@@ -383,14 +390,14 @@ def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
     if problem.frozen:
         reasons.append(
             (
-                "zero-grad-before-step",
+                ZERO_GRAD_BEFORE_STEP.id,
                 "the gradients are cleared before every update: the replayed weights never move",
             )
         )
     if optimizer.accumulate:
         reasons.append(
             (
-                "missing-zero-grad",
+                MISSING_ZERO_GRAD.id,
                 "nothing clears .grad: every step uses the sum of all past gradients",
             )
         )

@@ -26,14 +26,8 @@ from pathlib import Path
 from generators import FuzzInput, ProbeCase, lines_of
 
 from advisor.findings import FileError, Finding
-from advisor.runner import (
-    TORCH_WORDS,
-    RunOptions,
-    RunResult,
-    _python_check,
-    check_bytes,
-    check_paths,
-)
+from advisor.pipeline import TORCH_WORDS, check_bytes, python_check
+from advisor.runner import RunOptions, RunResult, check_paths
 from advisor.source import MAX_SOURCE_BYTES
 
 TIME_LIMIT = 10.0  # seconds, per input
@@ -237,7 +231,7 @@ def _regressions(script: Path) -> int:
     from advisor.facts.regression import regressions
 
     text = script.read_text(encoding="utf-8")
-    if _python_check(text, str(script)) is not None:  # libcst could crash on it
+    if python_check(text, str(script)) is not None:  # libcst could crash on it
         return 0
     try:
         module = cst.parse_module(text)

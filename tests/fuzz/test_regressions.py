@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from harness import run_command, time_limit
 
+from advisor.pipeline import check_bytes
 from advisor.probe.datafile import DataError, DataOption, load
-from advisor.runner import MAX_SYNTAX_NODES, RunOptions, check_bytes, check_paths
+from advisor.runner import RunOptions, check_paths
+from advisor.syntax_size import MAX_SYNTAX_NODES
 
 TRAINING = (
     "import torch\n"
