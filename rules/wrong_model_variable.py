@@ -9,6 +9,7 @@ from advisor.facts import values as v
 from advisor.facts.flow import occurrences
 from advisor.facts.model import Call, EventKind, FileFacts, Scope, Stmt
 from advisor.facts.training import (
+    MODEL_WORDS,
     PARAMETERISED_LAYERS,
     is_loss_call,
     is_model_call,
@@ -21,8 +22,6 @@ from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
 from advisor.rule import ERROR, Rule
 
 _MODEL_KINDS = frozenset({v.MODULE, v.MODEL_FN})
-# How an undefined name that was meant to be the model reads (nothing resolves it).
-MODEL_WORDS = ("model", "net", "network", "regressor")
 
 
 def _trained_names(facts: FileFacts) -> set[str]:

@@ -116,9 +116,13 @@ def callee_kinds(facts: FileFacts, call: Call, scope: Scope) -> set[str]:
     return found
 
 
+# How a model reads where nothing in the file resolves it (a snippet's undefined `model`).
+MODEL_WORDS = ("model", "net", "network", "regressor")
+
+
 def is_model_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
-    """A call of a model: by construction, or by use where the construction is out of sight
-    (kinds.is_model_call)."""
+    """A call of a model: by construction, by use where the construction is out of sight
+    (kinds.used_as_module), else by name."""
     if call.text == "self":
         return True
     found = callee_kinds(facts, call, scope)
@@ -126,7 +130,10 @@ def is_model_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
         return True
     if found - {v.UNKNOWN, v.UNDEFINED} or not call.text:
         return False
-    return used_as_module(facts, call.text, scope)
+    if used_as_module(facts, call.text, scope):
+        return True
+    name = _last(call.text)
+    return name.startswith(MODEL_WORDS) or name.endswith(MODEL_WORDS)
 
 
 def is_loss_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
