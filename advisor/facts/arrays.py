@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 from advisor.facts.data_tables import NUMPY_ELEMENTWISE
 from advisor.facts.model import Expr
@@ -136,7 +137,7 @@ def step_rows(array: Array | Prediction) -> Dim:
 def numel(shape: Shape | None) -> int | None:
     if shape is None or any(d is None for d in shape):
         return None
-    return math.prod(shape)
+    return math.prod(cast(tuple[int, ...], shape))  # no unknown dimension: checked above
 
 
 def broadcast(left: Shape | None, right: Shape | None) -> Shape | None:
@@ -187,7 +188,7 @@ def shape_of(values: object) -> tuple[int, ...] | None:
     shapes = {shape_of(item) for item in values}
     if len(shapes) > 1 or None in shapes:
         return None
-    inner = shapes.pop() if shapes else ()
+    inner = cast(tuple[int, ...], shapes.pop()) if shapes else ()  # None: returned above
     return (len(values), *inner)
 
 
@@ -217,9 +218,10 @@ def columns_of(base: Array, key: Expr) -> Array | None:
     wanted = [names] if single else names
     if not isinstance(wanted, list) or not all(isinstance(n, str) for n in wanted):
         return None
-    if any(n not in base.columns for n in wanted):
+    header = cast(tuple[str, ...], base.columns)  # its caller passes only a table with a header
+    if any(n not in header for n in wanted):
         return None
-    indices = [base.columns.index(n) for n in wanted]
+    indices = [header.index(n) for n in wanted]
     rows = base.shape[0] if base.shape else None
     shape = (rows,) if single else (rows, len(indices))
     picked = indices[0] if single else indices

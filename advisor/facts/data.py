@@ -19,6 +19,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
+
+import libcst as cst
 
 from advisor.facts import values as v
 from advisor.facts.arrays import (
@@ -68,7 +71,7 @@ from advisor.facts.data_tables import (
 from advisor.facts.evaluation import Argument, Context, DataCache
 from advisor.facts.hyperparameters import arithmetic, constant, unpacked_element
 from advisor.facts.makers import data_loader, factory, random_draw, requires_grad
-from advisor.facts.model import NOTHING, Expr, FileFacts, Scope
+from advisor.facts.model import NOTHING, Call, Expr, FileFacts, Function, Scope, Slice
 from advisor.facts.shaping import concatenated, dropped_columns, indexed, reduced, shape_method
 
 # the interpreter's entry points, and the abstract values it returns (defined in arrays.py)
@@ -149,7 +152,7 @@ def _compute(facts: FileFacts, expr: Expr, ctx: Context):
         return literal(expr)
     kind = expr.kind
     if kind == "name":
-        return _name(facts, expr.text, ctx)
+        return _name(facts, cast(str, expr.text), ctx)  # a name's text is its name
     if kind == "attr":
         return _attribute(facts, expr, ctx)
     if kind == "call":
@@ -160,7 +163,7 @@ def _compute(facts: FileFacts, expr: Expr, ctx: Context):
         return _binop(facts, expr, ctx)
     if kind == "unary" and expr.operands:
         found = evaluate(facts, expr.operands[0], ctx.deeper())
-        op = type(expr.node.operator).__name__
+        op = type(cast(cst.UnaryOperation, expr.node).operator).__name__
         if isinstance(found, Array) and op == "Minus":
             return reshape_op(found, found.shape, lambda np, x: -x)
         return found if op == "Plus" else None
@@ -241,7 +244,7 @@ def reaching(facts: FileFacts, name: str, ctx: Context):
 
 def _parameter(facts: FileFacts, scope: Scope, name: str, ctx: Context):
     """A parameter with no call being followed: the argument of the file's only call site."""
-    function = scope.function
+    function = cast(Function, scope.function)  # a parameter's scope is its function's
     if name not in function.call_params:
         return None
     index = function.call_params.index(name)
@@ -284,30 +287,33 @@ def number_at(facts: FileFacts, expr: Expr | None, ctx: Context) -> object:
         return arithmetic(expr, left, right)
     if expr.kind == "unary" and expr.operands:
         inner = number_at(facts, expr.operands[0], ctx.deeper())
-        if isinstance(inner, (int, float)) and type(expr.node.operator).__name__ == "Minus":
+        unary = cast(cst.UnaryOperation, expr.node)  # kind "unary"
+        if isinstance(inner, (int, float)) and type(unary.operator).__name__ == "Minus":
             return -inner
         return NOTHING
     if expr.kind in ("tuple", "list") and expr.elements:
         found = [number_at(facts, e, ctx.deeper()) for e in expr.elements]
         return NOTHING if any(f is NOTHING for f in found) else tuple(found)
-    if expr.kind == "call" and expr.call.text == "len" and len(expr.call.args) == 1:
-        shape = data_shape(evaluate(facts, expr.call.args[0], ctx.deeper()))
+    call = cast(Call, expr.call)  # set for kind "call", the only kind that reads it below
+    if expr.kind == "call" and call.text == "len" and len(call.args) == 1:
+        shape = data_shape(evaluate(facts, call.args[0], ctx.deeper()))
         return shape[0] if shape and shape[0] is not None else NOTHING
-    if expr.kind == "call" and expr.call.text in ("int", "float") and len(expr.call.args) == 1:
-        inner = number_at(facts, expr.call.args[0], ctx.deeper())
+    if expr.kind == "call" and call.text in ("int", "float") and len(call.args) == 1:
+        inner = number_at(facts, call.args[0], ctx.deeper())
         if isinstance(inner, (int, float)) and math.isfinite(inner):  # int(inf) raises
-            return int(inner) if expr.call.text == "int" else float(inner)
+            return int(inner) if call.text == "int" else float(inner)
         return NOTHING
-    if expr.kind == "call" and expr.call.text in ("min", "max") and len(expr.call.args) > 1:
-        found = [number_at(facts, e, ctx.deeper()) for e in expr.call.args]
+    if expr.kind == "call" and call.text in ("min", "max") and len(call.args) > 1:
+        found = [number_at(facts, e, ctx.deeper()) for e in call.args]
         if all(isinstance(f, (int, float)) for f in found):
-            return min(found) if expr.call.text == "min" else max(found)
+            numbers = cast(list[float], found)  # all ints or floats: checked
+            return min(numbers) if call.text == "min" else max(numbers)
         return NOTHING
     dims = _dims_of(facts, expr, ctx)
     if dims is not NOTHING:
         return dims
     if expr.kind == "name":
-        binding, where = reaching(facts, expr.text, ctx)
+        binding, where = reaching(facts, cast(str, expr.text), ctx)  # a name's text
         if binding is None:
             return NOTHING
         env = ctx.env if where is ctx.scope else {}
@@ -327,23 +333,25 @@ def _dims_of(facts: FileFacts, expr: Expr, ctx: Context) -> object:
     if expr.kind == "attr" and expr.text and expr.text.endswith(".shape"):
         shape = data_shape(evaluate(facts, expr.base, ctx.deeper()))
         return tuple(shape) if shape is not None and None not in shape else NOTHING
-    base, index = None, None
+    base: Expr | None = None
+    index: Expr | Slice | None = None
+    call = cast(Call, expr.call)  # set for kind "call", the only kind that reads it below
     if expr.kind == "subscript" and expr.base is not None and len(expr.slices) == 1:
         if expr.base.kind == "attr" and (expr.base.text or "").endswith(".shape"):
             base = expr.base.base
             index = expr.slices[0]
-    elif expr.kind == "call" and expr.call.method in ("numel", "nelement") and expr.call.receiver:
-        size = numel(data_shape(evaluate(facts, expr.call.receiver, ctx.deeper())))
+    elif expr.kind == "call" and call.method in ("numel", "nelement") and call.receiver:
+        size = numel(data_shape(evaluate(facts, call.receiver, ctx.deeper())))
         return size if size is not None else NOTHING
-    elif expr.kind == "call" and expr.call.method in ("size", "dim") and expr.call.receiver:
-        shape = data_shape(evaluate(facts, expr.call.receiver, ctx.deeper()))
+    elif expr.kind == "call" and call.method in ("size", "dim") and call.receiver:
+        shape = data_shape(evaluate(facts, call.receiver, ctx.deeper()))
         if shape is None:
             return NOTHING
-        if expr.call.method == "dim":
+        if call.method == "dim":
             return len(shape)
-        if not expr.call.args:
+        if not call.args:
             return tuple(shape) if None not in shape else NOTHING
-        base, index = expr.call.receiver, expr.call.args[0]
+        base, index = call.receiver, call.args[0]
     if base is None or not isinstance(index, Expr):
         return NOTHING
     shape = data_shape(evaluate(facts, base, ctx.deeper()))
@@ -355,7 +363,8 @@ def _dims_of(facts: FileFacts, expr: Expr, ctx: Context) -> object:
 
 # -- attributes, subscripts -----------------------------------------------------------------
 def _attribute(facts: FileFacts, expr: Expr, ctx: Context):
-    attr = (expr.text or "").rsplit(".", 1)[-1] if expr.text else expr.node.attr.value
+    node = cast(cst.Attribute, expr.node)  # kind "attr"
+    attr = (expr.text or "").rsplit(".", 1)[-1] if expr.text else node.attr.value
     if expr.text and expr.text.split(".", 1)[0] in ("self", "cls"):
         found = [x for x in v.values_of(facts, expr, ctx.scope) if x.expr is not None]
         if len(found) == 1 and found[0].expr is not expr:
@@ -398,7 +407,7 @@ def _subscript(facts: FileFacts, expr: Expr, ctx: Context):
 
 # -- calls ----------------------------------------------------------------------------------
 def _call(facts: FileFacts, expr: Expr, ctx: Context):
-    call = expr.call
+    call = cast(Call, expr.call)  # kind "call": the extraction pass always sets it
     qualified = facts.qualify(call.text) or ""
     last = call.method or (call.text or "").rsplit(".", 1)[-1]
     if qualified in ARRAY_MAKERS:
@@ -440,6 +449,7 @@ def _call(facts: FileFacts, expr: Expr, ctx: Context):
 
 def _generator(facts: FileFacts, receiver: Expr, ctx: Context) -> bool:
     """`rng` in `rng.normal(...)` is numpy's `default_rng(...)` or a `RandomState(...)`."""
+    made: list[Expr | None]
     if receiver.kind == "call":
         made = [receiver]
     else:
@@ -485,7 +495,7 @@ def _load(facts: FileFacts, qualified: str, call, expr: Expr, ctx: Context):
 def _element(facts: FileFacts, iterable, source: Expr | None, ctx: Context):
     """What one iteration of a for loop receives."""
     if source is not None and source.kind == "call":
-        call = source.call
+        call = cast(Call, source.call)  # kind "call": the extraction pass always sets it
         text = call.text or ""
         if text in ("enumerate",) and call.args:
             inner = evaluate(facts, call.args[0], ctx.deeper())
@@ -504,8 +514,8 @@ def _element(facts: FileFacts, iterable, source: Expr | None, ctx: Context):
         function = callee(facts, call, ctx.scope)
         if function is not None and function.is_generator and len(function.yields) == 1:
             env = bind_arguments(function, call, ctx)
-            inner = ctx.deeper(scope=function.scope, env=env, before=None)
-            return evaluate(facts, function.yields[0], inner)
+            where = ctx.deeper(scope=function.scope, env=env, before=None)
+            return evaluate(facts, function.yields[0], where)
     if isinstance(iterable, Loader):
         return Items(tuple(batched(item, iterable) for item in iterable.dataset.items))
     if isinstance(iterable, Items) and iterable.loader is None:
@@ -524,7 +534,7 @@ def _count(facts: FileFacts, source: Expr | None, ctx: Context) -> int | None:
     if source is None or source.kind != "call" or ctx.depth > _MAX_DEPTH:
         found = evaluate(facts, source, ctx) if source is not None else None
         return count_of(found)
-    call = source.call
+    call = cast(Call, source.call)  # kind "call": the extraction pass always sets it
     last = call.method or (call.text or "").rsplit(".", 1)[-1]
     if last in ("enumerate", "tqdm", "iter") and call.args:
         return _count(facts, call.args[0], ctx.deeper())
@@ -532,13 +542,13 @@ def _count(facts: FileFacts, source: Expr | None, ctx: Context) -> int | None:
         bounds = [number_at(facts, a, ctx) for a in call.args]
         if bounds and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
             try:
-                return len(range(*bounds))
+                return len(range(*cast(list[int], bounds)))  # ints: checked above
             except (ValueError, OverflowError):  # step 0; past sys.maxsize (range(2**63))
                 return None
         return None
     if last == "zip" and call.args:
         counts = [_count(facts, a, ctx.deeper()) for a in call.args]
-        return min(counts) if None not in counts else None
+        return min(cast(list[int], counts)) if None not in counts else None
     function = callee(facts, call, ctx.scope)
     if function is not None and function.is_generator:
         loops = [loop for loop in facts.loops if loop.scope is function.scope]
@@ -567,11 +577,11 @@ def bind_arguments(function, call, ctx: Context) -> dict:
 def _scaled(facts: FileFacts, call, ctx: Context):
     """`StandardScaler().fit_transform(X)`, `scaler.transform(X)`."""
     scalers = [
-        x
+        x.expr.call
         for x in v.values_of(facts, call.receiver, ctx.scope)
         if x.expr is not None and x.expr.call is not None
     ]
-    kinds = {(x.expr.call.text or "").rsplit(".", 1)[-1] for x in scalers}
+    kinds = {(made.text or "").rsplit(".", 1)[-1] for made in scalers}
     if call.receiver.kind == "call":
         kinds = {(call.receiver.call.text or "").rsplit(".", 1)[-1]}
     if len(kinds) != 1 or not kinds <= SCALERS:
@@ -619,7 +629,8 @@ def _method(facts: FileFacts, call, expr: Expr, ctx: Context):
 
 
 def _binop(facts: FileFacts, expr: Expr, ctx: Context):
-    op = OPERATOR_SYMBOLS.get(type(expr.node.operator).__name__)
+    node = cast(cst.BinaryOperation, expr.node)  # kind "binop"
+    op = OPERATOR_SYMBOLS.get(type(node.operator).__name__)
     if op is None:
         return None
     left, right = (_operand(facts, e, ctx) for e in expr.operands)

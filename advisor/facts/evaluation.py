@@ -8,7 +8,7 @@ evaluate their operands through a `Reader`, so that they need not import it back
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, cast
 
 from advisor.facts.arrays import Abstract
 from advisor.facts.model import NOTHING, Expr, FileFacts, Scope
@@ -17,7 +17,10 @@ from advisor.facts.model import NOTHING, Expr, FileFacts, Scope
 class Reader(Protocol):
     """The data interpreter as its helpers see it, for one file."""
 
-    facts: FileFacts
+    @property
+    def facts(self) -> FileFacts:
+        """The file read (a read-only attribute: the interpreter is a frozen dataclass)."""
+        ...
 
     def data(self, expr: Expr | None, ctx: Context) -> Abstract | None:
         """The abstract value of an expression (Array, Prediction, Items, Loader) or None."""
@@ -48,7 +51,9 @@ class Argument:
 
     def get(self, read: Reader) -> object:
         if self.value is NOTHING:
-            self.value = read.data(self.expr, self.ctx) if self.expr is not None else None
+            # an argument without a context is made with its value (`Argument(None, None, data)`)
+            ctx = cast(Context, self.ctx)
+            self.value = read.data(self.expr, ctx) if self.expr is not None else None
         return self.value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import cast
 
 from advisor.facts.arrays import (
     Array,
@@ -34,7 +35,7 @@ from advisor.facts.shaping import concatenated, reduced, shape_method
 SYNTHETIC_ROWS = 20_000  # synthetic data larger than this is sampled to this many rows
 
 
-def _size_args(read: Reader, call, ctx: Context, start: int = 0) -> Shape | None:
+def _size_args(read: Reader, call, ctx: Context, start: int = 0) -> tuple[int, ...] | None:
     """`randn(3, 4)`, `randn((3, 4))`, `zeros(size=(3, 4))`."""
     sized = call.kwargs.get("size") or call.kwargs.get("shape")
     args = [sized] if sized is not None else list(call.args[start:])
@@ -49,7 +50,7 @@ def _size_args(read: Reader, call, ctx: Context, start: int = 0) -> Shape | None
             dims.append(value)
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
         return None
-    return tuple(dims)
+    return cast(tuple[int, ...], tuple(dims))  # all sizes are ints: checked above
 
 
 def requires_grad(call) -> bool:
@@ -66,14 +67,15 @@ def factory(read: Reader, qualified: str, call, expr: Expr, ctx: Context):
     if name in ("arange", "linspace"):
         if not numbers or not all(isinstance(n, (int, float)) for n in numbers):
             return None
+        given = cast(list[float], numbers)  # all ints or floats: checked above
         try:
             if name == "arange":
-                bounds = [0, *numbers] if len(numbers) == 1 else list(numbers)
+                bounds = [0, *given] if len(given) == 1 else list(given)
                 start, stop, step = (*bounds, 1)[:3]
                 count = max(0, math.ceil((stop - start) / step)) if step else None
             else:
                 default = 50 if "numpy" in qualified else None
-                count = int(numbers[2]) if len(numbers) > 2 else default
+                count = int(given[2]) if len(given) > 2 else default
         except (OverflowError, ValueError):  # an infinite or NaN bound: no count
             count = None
         if count is None:
@@ -86,7 +88,7 @@ def factory(read: Reader, qualified: str, call, expr: Expr, ctx: Context):
 
         return Array((count,), "literal", Lazy(evenly), where=expr, rows=count)
     if name in ("zeros", "ones", "full", "empty", "eye"):
-        shape = _size_args(read, call, ctx) if name != "full" else None
+        shape: Shape | None = _size_args(read, call, ctx) if name != "full" else None
         if name == "full" and call.args:
             size = read.number(call.args[0], ctx)
             shape = (

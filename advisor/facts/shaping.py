@@ -4,6 +4,7 @@ the sizes and axes they are given read by the data interpreter (a `Reader`)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
 from advisor.facts.arrays import (
     Array,
@@ -77,8 +78,8 @@ def indexed(read: Reader, base: Array, slices, ctx: Context) -> Array | None:
     values = None
     if base.values is not None and static:
         lead = (slice(None),) if base.batch == "row" else ()
-        key = (*lead, *keys)
-        values = base.values.then(lambda np, x: x[key])
+        index = (*lead, *keys)
+        values = base.values.then(lambda np, x: x[index])
     return replace(base, shape=tuple(out), values=values, batch=batch, columns=None)
 
 
@@ -96,26 +97,29 @@ def concatenated(
         ]
     if not found or not all(isinstance(f, Array) and f.shape for f in found):
         return None
-    rank = len(found[0].shape)
-    if any(len(f.shape) != rank for f in found) or not -rank <= axis < rank:
+    arrays = cast(list[Array], found)  # all data with a known, non-empty shape: checked above
+    shapes = cast(list[Shape], [f.shape for f in arrays])
+    rank = len(shapes[0])
+    if any(len(s) != rank for s in shapes) or not -rank <= axis < rank:
         return None
     axis %= rank
-    shape = list(found[0].shape)
-    sizes = [f.shape[axis] for f in found]
-    shape[axis] = sum(sizes) if None not in sizes else None
-    lazies = [f.values for f in found]
+    shape = list(shapes[0])
+    sizes = [s[axis] for s in shapes]
+    shape[axis] = sum(cast(list[int], sizes)) if None not in sizes else None
+    lazies = [f.values for f in arrays]
     values = None
-    if all(lazies) and all(f.batch == found[0].batch for f in found):
-        lead = 1 if found[0].batch == "row" else 0
-        values = Lazy(lambda np: np.concatenate([need(x.get()) for x in lazies], axis + lead))
+    if all(lazies) and all(f.batch == arrays[0].batch for f in arrays):
+        lead = 1 if arrays[0].batch == "row" else 0
+        known = cast(list[Lazy], lazies)  # all(lazies): none is None
+        values = Lazy(lambda np: np.concatenate([need(x.get()) for x in known], axis + lead))
     return Array(
         tuple(shape),
-        weakest_origin(found),
+        weakest_origin(arrays),
         values,
-        batch=found[0].batch,
+        batch=arrays[0].batch,
         where=expr,
-        normalized=all(f.normalized for f in found),
-        rows=found[0].rows,
+        normalized=all(f.normalized for f in arrays),
+        rows=arrays[0].rows,
     )
 
 
@@ -127,14 +131,15 @@ def dropped_columns(read: Reader, table: Array, call, ctx: Context):
         return None
     value = names.const if names is not None else None
     dropped = [value] if isinstance(value, str) else value
-    if not isinstance(dropped, list) or any(d not in table.columns for d in dropped):
+    header = cast(tuple[str, ...], table.columns)  # its caller passes only a table with a header
+    if not isinstance(dropped, list) or any(d not in header for d in dropped):
         return None
-    kept = [i for i, name in enumerate(table.columns) if name not in dropped]
+    kept = [i for i, name in enumerate(header) if name not in dropped]
     return replace(
         table,
-        shape=(table.shape[0], len(kept)),
+        shape=(cast(Shape, table.shape)[0], len(kept)),  # a table read from a file has a shape
         values=table.values.then(lambda np, x: x[:, kept]) if table.values else None,
-        columns=tuple(table.columns[i] for i in kept),
+        columns=tuple(header[i] for i in kept),
     )
 
 
@@ -202,7 +207,7 @@ def shape_method(read: Reader, data, method: str, args, kwargs, ctx: Context):
                 other = data_shape(read.data(args[0].base, ctx.deeper()))
                 return reshape_op(data, other, reshape_values(other, data)) if other else None
             return None
-        new = resolve_reshape(shape, sizes)
+        new: Shape | None = resolve_reshape(shape, cast(list[int], sizes))  # ints: checked above
         return reshape_op(data, new, reshape_values(new, data))
     if method in ("unsqueeze",):
         dim = read.number(args[0] if args else kwargs.get("dim"), ctx)
@@ -211,7 +216,8 @@ def shape_method(read: Reader, data, method: str, args, kwargs, ctx: Context):
         dim %= len(shape) + 1
         new = (*shape[:dim], 1, *shape[dim:])
         lead = 1 if getattr(data, "batch", None) == "row" else 0
-        return reshape_op(data, new, lambda np, x: np.expand_dims(x, dim + lead))
+        # `dim` is an int here (checked above); the lambda does not keep mypy's narrowing
+        return reshape_op(data, new, lambda np, x: np.expand_dims(x, cast(int, dim) + lead))
     if method == "squeeze":
         dim_arg = args[0] if args else kwargs.get("dim") or kwargs.get("axis")
         if dim_arg is None:
