@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from advisor.facts.data_tables import NUMPY_ELEMENTWISE
 from advisor.facts.model import Expr
+from advisor.torchapi import NUMPY_ELEMENTWISE
 
 Dim = int | None
 Shape = tuple[Dim, ...]

@@ -8,7 +8,7 @@ generators, helper functions and models (`nn.Linear`, `x @ w + b`).
 This module is the interpreter: names, bindings, call sites, attributes, calls and methods,
 models. The abstract values and their arithmetic are in `advisor.facts.arrays`, what calls
 make in `advisor.facts.makers`, indexing and reshaping in `advisor.facts.shaping`, the tables
-of names in `advisor.facts.data_tables`.
+of names in `advisor.torchapi`.
 
 Where an answer is not certain (a re-bound name in two branches, an unknown call), the result
 is None, or a shape with unknown dimensions, and the rules that need it say nothing.
@@ -52,13 +52,17 @@ from advisor.facts.arrays import (
     step_rows,
     transposed_shape,
 )
-from advisor.facts.data_tables import (
+from advisor.facts.evaluation import Argument, Context, DataCache
+from advisor.facts.hyperparameters import arithmetic, constant, unpacked_element
+from advisor.facts.makers import data_loader, factory, random_draw, requires_grad
+from advisor.facts.model import NOTHING, Call, Expr, FileFacts, Function, Scope, Slice
+from advisor.facts.shaping import concatenated, dropped_columns, indexed, reduced, shape_method
+from advisor.torchapi import (
     ARITHMETIC_METHODS,
     ARRAY_MAKERS,
     ELEMENTWISE_FUNCTIONS,
     LOADERS,
     NORMALIZING_LAYERS,
-    OPERATOR_SYMBOLS,
     RANDOM_DRAWS,
     RANDOM_GENERATORS,
     REDUCTIONS,
@@ -68,11 +72,6 @@ from advisor.facts.data_tables import (
     SHAPE_KEEPING_LAYERS,
     SHAPE_METHODS,
 )
-from advisor.facts.evaluation import Argument, Context, DataCache
-from advisor.facts.hyperparameters import arithmetic, constant, unpacked_element
-from advisor.facts.makers import data_loader, factory, random_draw, requires_grad
-from advisor.facts.model import NOTHING, Call, Expr, FileFacts, Function, Scope, Slice
-from advisor.facts.shaping import concatenated, dropped_columns, indexed, reduced, shape_method
 
 # the interpreter's entry points, and the abstract values it returns (defined in arrays.py)
 __all__ = [
@@ -103,6 +102,17 @@ __all__ = [
 
 _MAX_DEPTH = 48
 FILE_LIMIT = 20 * 1024 * 1024  # data files larger than this are not read
+
+# Python's binary operators (libcst's names) as the symbols the arithmetic uses
+OPERATOR_SYMBOLS = {
+    "Add": "+",
+    "Subtract": "-",
+    "Multiply": "*",
+    "Divide": "/",
+    "Power": "**",
+    "MatrixMultiply": "@",
+    "FloorDivide": "//",
+}
 
 
 @dataclass(frozen=True)

@@ -22,15 +22,15 @@ from advisor.facts.arrays import (
     stacked,
     transposed,
 )
-from advisor.facts.data_tables import (
+from advisor.facts.evaluation import Context, DataCache, Reader
+from advisor.facts.model import NOTHING, Expr
+from advisor.facts.shaping import concatenated, reduced, shape_method
+from advisor.torchapi import (
     ELEMENTWISE_FUNCTIONS,
     LIKE_MAKERS,
     RANDOM_DRAWS,
     REDUCTIONS,
 )
-from advisor.facts.evaluation import Context, DataCache, Reader
-from advisor.facts.model import NOTHING, Expr
-from advisor.facts.shaping import concatenated, reduced, shape_method
 
 SYNTHETIC_ROWS = 20_000  # synthetic data larger than this is sampled to this many rows
 

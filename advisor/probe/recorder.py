@@ -43,17 +43,17 @@ from advisor.probe.records import (
     copy_values,
     number,
 )
-from advisor.probe.torchcalls import (
-    ADDS,
-    DIVS,
-    INDEXING,
-    MATMULS,
-    MULS,
-    POWS,
-    REDUCTIONS,
-    SUBS,
-    TRANSPOSES,
-    VIEWS,
+from advisor.torchapi import (
+    DISPATCH_ADDS,
+    DISPATCH_DIVS,
+    DISPATCH_INDEXING,
+    DISPATCH_MATMULS,
+    DISPATCH_MULS,
+    DISPATCH_POWS,
+    DISPATCH_REDUCTIONS,
+    DISPATCH_SUBS,
+    DISPATCH_TRANSPOSES,
+    DISPATCH_VIEWS,
 )
 
 if TYPE_CHECKING:  # torch is imported only when the script runs, in the child
@@ -166,9 +166,9 @@ class Recorder:
         if not isinstance(out, torch.Tensor) or not args:
             return
         first = args[0]
-        if name in VIEWS or name in TRANSPOSES:
+        if name in DISPATCH_VIEWS or name in DISPATCH_TRANSPOSES:
             self.on_view(name, first, args, out)
-        elif name in INDEXING:
+        elif name in DISPATCH_INDEXING:
             self.on_index(name, first, args, kwargs, out)
         elif name == "linear":
             weight = args[1] if len(args) > 1 else kwargs.get("weight")
@@ -177,18 +177,18 @@ class Recorder:
             bias_view = self.weight_view(bias) if bias is not None else None
             if view is not None and self.weight_view(first) is None and (bias is None or bias_view):
                 self.on_model(first, WeightView(view.leaf, not view.transposed), bias_view, out)
-        elif name in MATMULS and len(args) > 1:
+        elif name in DISPATCH_MATMULS and len(args) > 1:
             x, w = (args[1], args[0]) if name == "__rmatmul__" else (args[0], args[1])
             view = self.weight_view(w)
             if view is not None and isinstance(x, torch.Tensor) and self.weight_view(x) is None:
                 self.on_model(x, view, None, out)
-        elif name in ADDS and len(args) > 1:
+        elif name in DISPATCH_ADDS and len(args) > 1:
             self.on_add(args[0], args[1], kwargs, out)
-        elif name in SUBS and len(args) > 1:
+        elif name in DISPATCH_SUBS and len(args) > 1:
             self.on_sub(args[0], args[1], kwargs, out)
-        elif name in MULS and len(args) > 1:
+        elif name in DISPATCH_MULS and len(args) > 1:
             self.on_mul(args[0], args[1], out)
-        elif name in DIVS and len(args) > 1:
+        elif name in DISPATCH_DIVS and len(args) > 1:
             tag = self.tag(first)
             divisor = number(args[1])
             if isinstance(tag, SqErr) and divisor and kwargs.get("rounding_mode") is None:
@@ -202,12 +202,12 @@ class Recorder:
                         tag.per_row or divisor == rows,
                     ),
                 )
-        elif name in POWS:
+        elif name in DISPATCH_POWS:
             exponent = 2 if name == "square" else (args[1] if len(args) > 1 else None)
             tag = self.tag(first)
             if isinstance(tag, Diff) and number(exponent) == 2.0:
                 self.set_tag(out, SqErr(tag, 1.0, 1.0, False))
-        elif name in REDUCTIONS:
+        elif name in DISPATCH_REDUCTIONS:
             self.on_reduce(name, first, args, kwargs, out)
         elif name == "mse_loss":
             self.on_mse(args, kwargs, out)
@@ -216,7 +216,7 @@ class Recorder:
 
     def on_view(self, name: str, first: Any, args: tuple, out: Any) -> None:
         tag = self.tag(first)
-        transposing = name in TRANSPOSES
+        transposing = name in DISPATCH_TRANSPOSES
         if transposing and name in ("transpose", "permute", "swapaxes") and first.dim() != 2:
             return
         if tag is None:
