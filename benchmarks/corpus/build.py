@@ -249,7 +249,11 @@ def scan(mirrors: Path, repository: str) -> list[Entry]:
 def mirrored_repositories(mirrors: Path) -> list[str]:
     found = []
     for child in sorted(mirrors.iterdir()):
-        if child.is_dir() and "+" in child.name and git_dir(mirrors, child.name.replace("+", "/", 1)):
+        if (
+            child.is_dir()
+            and "+" in child.name
+            and git_dir(mirrors, child.name.replace("+", "/", 1))
+        ):
             found.append(child.name.replace("+", "/", 1))
     return found
 
@@ -273,7 +277,7 @@ def write_manifest(mirrors: Path, manifest: Path) -> list[Entry]:
     header = [
         "# lr-advisor real-code corpus: training files of public repositories (not stored here).",
         "# Made by `python benchmarks/corpus/build.py --write-manifest` from local git mirrors:",
-        "# commit = the mirror's HEAD (where HEAD's tree is empty, its newest ancestor with files);",
+        "# commit = the mirror's HEAD (if HEAD's tree is empty: its newest ancestor with files);",
         "# a file is listed when its code calls .backward(, defines training_step, or steps an",
         "# optimizer; kind = the repository's kind (hand table in build.py); styles = markers",
         "# found in the file. Rebuild the files with `python benchmarks/corpus/build.py`.",
