@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import libcst as cst
 
@@ -93,7 +93,8 @@ def plan(findings: Iterable[Finding], unsafe: bool = False) -> dict[str, list[Fi
     for finding in findings:
         if finding.path == "-" or not fixable(finding, unsafe):
             continue
-        in_cells = all(edit.cell is not None for edit in finding.fix.edits)
+        fix = cast(Fix, finding.fix)  # fixable(): it has one
+        in_cells = all(edit.cell is not None for edit in fix.edits)
         if (finding.cell is not None or finding.path.endswith(".ipynb")) != in_cells:
             continue  # edits that do not say where they go in this kind of file
         by_path.setdefault(finding.path, []).append(finding)
@@ -139,7 +140,7 @@ def _apply(
     for finding in sorted(findings, key=Finding.sort_key):
         try:
             spans = []
-            for edit in finding.fix.edits:
+            for edit in cast(Fix, finding.fix).edits:  # plan() kept only findings with a fix
                 if edit.cell not in prepared:
                     raise ValueError("an edit outside the file")
                 full, starts, newline, _ = prepared[edit.cell]
@@ -213,6 +214,11 @@ _JSON_SCALAR = re.compile(r"-?(?:\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|Infinity)|true|f
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
+def _space_end(text: str, index: int) -> int:
+    """Where the white space at `index` ends (`_JSON_SPACE` matches everywhere)."""
+    return cast(re.Match[str], _JSON_SPACE.match(text, index)).end()
+
+
 @dataclass
 class _Node:
     """A JSON value and where its text is: `text[start:end]`."""
@@ -225,11 +231,11 @@ class _Node:
 
 def _scan(text: str, index: int) -> _Node:
     """The JSON value at `index` with its span (json.loads has already accepted the text)."""
-    index = _JSON_SPACE.match(text, index).end()
+    index = _space_end(text, index)
     char = text[index]
     if char == '"':
-        match = _JSON_STRING.match(text, index)
-        return _Node("string", index, match.end())
+        match = _JSON_STRING.match(text, index)  # json.loads accepted the string: it matches
+        return _Node("string", index, cast(re.Match[str], match).end())
     if char not in "[{":
         match = _JSON_SCALAR.match(text, index)
         if match is None:
@@ -239,7 +245,7 @@ def _scan(text: str, index: int) -> _Node:
     closing = "]" if char == "[" else "}"
     index += 1
     while True:
-        index = _JSON_SPACE.match(text, index).end()
+        index = _space_end(text, index)
         if text[index] == closing:
             node.end = index + 1
             return node
@@ -252,7 +258,7 @@ def _scan(text: str, index: int) -> _Node:
             node.items.append(item)
         else:
             key = _scan(text, index)
-            index = _JSON_SPACE.match(text, key.end).end()
+            index = _space_end(text, key.end)
             if key.kind != "string" or text[index] != ":":
                 raise ValueError(f"unexpected JSON at offset {index}")
             item = _scan(text, index + 1)
@@ -362,7 +368,8 @@ def apply_notebook_fixes(path: str, text: str, findings: list[Finding]) -> FixOu
     if sources is None or not _notebook_parses(text[len(bom) :], path):
         outcome.error = "the notebook does not parse: nothing was changed"
         return outcome
-    wanted = {edit.cell for finding in findings for edit in finding.fix.edits}
+    # plan() kept only findings with a fix
+    wanted = {edit.cell for finding in findings for edit in cast(Fix, finding.fix).edits}
     texts: dict[Any, str] = {}
     for number in sorted(c for c in wanted if c is not None):
         node = sources[number - 1] if 1 <= number <= len(sources) else None
@@ -394,7 +401,7 @@ class Placement:
     """Where a statement is: the block holding it and its index there, and the compound
     statement around that block (None at module level)."""
 
-    block: cst.CSTNode  # Module, IndentedBlock, or SimpleStatementSuite (a one-line body)
+    block: cst.Module | cst.BaseSuite  # IndentedBlock, or SimpleStatementSuite (a one-line body)
     index: int
     statement: cst.CSTNode  # the SimpleStatementLine or compound statement itself
     enclosing: cst.CSTNode | None
@@ -439,7 +446,7 @@ def placements(facts: Any) -> dict[int, Placement]:
     return cache.placements
 
 
-def _place(block: cst.CSTNode, body, enclosing, found: dict[int, Placement]) -> None:
+def _place(block: cst.Module | cst.BaseSuite, body, enclosing, found: dict[int, Placement]) -> None:
     for index, statement in enumerate(body):
         placement = Placement(block, index, statement, enclosing)
         found[id(statement)] = placement
@@ -453,8 +460,8 @@ def _place(block: cst.CSTNode, body, enclosing, found: dict[int, Placement]) -> 
             _place(inner, inner.body, statement, found)
 
 
-def _inner_blocks(statement: cst.CSTNode) -> list:
-    blocks = []
+def _inner_blocks(statement: cst.CSTNode) -> list[cst.BaseSuite]:
+    blocks: list[cst.BaseSuite] = []
     for name in ("body", "orelse", "finalbody"):
         part = getattr(statement, name, None)
         if isinstance(part, (cst.IndentedBlock, cst.SimpleStatementSuite)):

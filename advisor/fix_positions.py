@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from advisor.findings import Edit, Fix
 from advisor.source import split_lines
@@ -56,7 +56,7 @@ def positioned_fix(
         located = [in_cell(edit, notebook, lines) for edit in edits]
         if any(edit is None for edit in located):
             return hint
-        edits = located
+        edits = cast("list[Edit]", located)  # no None among them: checked just above
     if not edits:
         return hint
     return replace(fix, edits=tuple(edits), node_edits=())

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from advisor.findings import FileError, Finding
 from advisor.fix_positions import positioned_fix
@@ -75,7 +75,8 @@ class CheckedFile:
 
     @cached_property
     def program_lines(self) -> list[str]:
-        return split_lines(self.module.code)
+        # asked for by a located fix only: the module parsed
+        return split_lines(cast("cst.Module", self.module).code)
 
     @property
     def depends(self) -> tuple[tuple[str, list[int] | None], ...]:

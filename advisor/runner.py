@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from advisor.findings import FileError, Finding
 from advisor.notebook import NotebookProgram, notebook_program
@@ -25,7 +25,9 @@ from advisor.source import STDIN, RawSource, decode_source, read_bytes, read_std
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from advisor.probe.stage import ProbeOptions, ProbeOutcome, ProbeReport
+    from advisor.cache import Cache
+    from advisor.config import Selectable
+    from advisor.probe.stage import Probe, ProbeOptions, ProbeOutcome, ProbeReport
     from advisor.rule import Rule
 
 
@@ -203,7 +205,7 @@ def _run_in_workers(tasks: list[Task], jobs: int, context: Any) -> list[tuple[in
 
 
 def _check_selectors(
-    rules: Sequence[Rule], select: Sequence[str] | None, ignore: Sequence[str]
+    rules: Sequence[Selectable], select: Sequence[str] | None, ignore: Sequence[str]
 ) -> None:
     from advisor.config import unknown_selectors
 
@@ -248,12 +250,12 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
 
     options = options or RunOptions()
     discovery = discover(paths, options.stdin_filename)
-    cache = None
+    cache: Cache | None = None
     if options.use_cache and any(not target.stdin for target in discovery.targets):
         from advisor.cache import CACHE_DIR, Cache, content_digest, entry_key, ruleset_digest
 
         cache = Cache.open(options.cache_dir or CACHE_DIR)
-    rules = options.rules
+    rules: Sequence[Rule | _RuleRef] | None = options.rules
     if rules is None:
         if cache is not None and cache.catalogue:
             rules = [_RuleRef(rule_id, name) for rule_id, name in cache.catalogue]
@@ -273,7 +275,9 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
     selections: dict[tuple[int, tuple[str, ...]], tuple[tuple[str, ...], str]] = {}
     use_stat = cache is not None and options.probe is None  # the probe needs every file's bytes
     stage = _probe_stage() if options.probe is not None else None
-    probe = stage.Probe(options.probe) if stage is not None and not isinstance(stage, str) else None
+    probe: Probe | None = (
+        stage.Probe(options.probe) if stage is not None and not isinstance(stage, str) else None
+    )
     tasks: list[Task] = []
     probing: list[tuple[int, CheckedFile, tuple[str, ...]]] = []  # checked here, then probed
     read_any = False
@@ -301,14 +305,15 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
         cached = cache is not None and not target.stdin
 
         raw: RawSource | FileError | None = None
-        digest = stat = None
+        digest: str | None = None
+        stat: os.stat_result | None = None
         here = False  # checked in this process, for the probe
         if use_stat and cached and rule_ids:
             try:
                 stat = os.stat(target.path)  # before reading: a later write changes it
             except OSError:
                 stat = None
-            if stat is not None:
+            if stat is not None and cache is not None:  # use_stat: there is a cache
                 digest = cache.digest_for(absolute, stat)
         if digest is None:
             raw = read_stdin(target.path) if target.stdin else read_bytes(target.path)
@@ -322,15 +327,16 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
             read_any = True
             if probe is not None:
                 loaded = load(raw.data, target.path)
-                here = stage.wants_probe(loaded)
+                here = cast("ModuleType", stage).wants_probe(loaded)  # a probe: the stage loaded
                 if here:
                     probing.append((index, loaded, rule_ids))
             if cached:
                 digest = content_digest(raw.data)
-                if stat is not None:
+                if stat is not None and cache is not None:  # cached: there is a cache
                     cache.remember(absolute, stat, digest)
-        if cached:
-            key = keys[index] = entry_key(digest, target.path, ruleset)
+        if cached and cache is not None:  # cached: there is a cache
+            # known by its stat, or read and digested just above
+            key = keys[index] = entry_key(cast(str, digest), target.path, ruleset)
             hit = cache.get(key, target.path)
             if hit is not None:
                 outcomes[index] = FileResult(findings=hit[0], errors=hit[1])
@@ -342,14 +348,15 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
                     outcomes[index] = FileResult(errors=[raw])
                     continue
                 keys[index] = entry_key(content_digest(raw.data), target.path, ruleset)
-        if not here:
-            tasks.append((index, target.path, raw.data, rule_ids))
+        if not here:  # read above, or just now for a cache miss
+            tasks.append((index, target.path, cast(RawSource, raw).data, rule_ids))
 
     if tasks or any(index not in outcomes for index, _, _ in probing):
         if any(isinstance(rule, _RuleRef) for rule in rules):
             rules = _all_rules()  # some file has to be checked after all
         _WORKER_RULES.clear()
-        _WORKER_RULES.update((rule.id, rule) for rule in rules)
+        # no _RuleRef is left: replaced by the rules themselves just above
+        _WORKER_RULES.update((rule.id, rule) for rule in cast("Sequence[Rule]", rules))
     for index, outcome in _run_tasks(tasks, options.jobs or default_jobs()):
         outcomes[index] = outcome
         result.parsed += outcome.parsed
@@ -370,7 +377,8 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
             if cache is not None and index in keys:
                 cache.put(keys[index], outcome.findings, outcome.errors, outcome.depends)
         if isinstance(checked, CheckedFile):
-            probed.append(probe.check(checked, outcomes[index].findings, rule_ids))
+            # only files the probe reads are in `probing`: there is a probe
+            probed.append(cast("Probe", probe).check(checked, outcomes[index].findings, rule_ids))
     if cache is not None:
         cache.save()
 
@@ -378,10 +386,10 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
         result.findings.extend(outcomes[index].findings)
         result.errors.extend(outcomes[index].errors)
     result.findings.sort(key=Finding.sort_key)
-    for outcome in probed:
-        result.probe.extend(outcome.reports)
-        result.findings.extend(outcome.findings)
-        result.errors.extend(outcome.errors)
+    for probe_outcome in probed:
+        result.probe.extend(probe_outcome.reports)
+        result.findings.extend(probe_outcome.findings)
+        result.errors.extend(probe_outcome.errors)
     if probed:
         result.findings.sort(key=Finding.sort_key)
     if isinstance(stage, str) and read_any:

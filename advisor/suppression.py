@@ -31,8 +31,11 @@ _SPLIT = re.compile(r"[\s,]+")
 
 
 class Selectable(Protocol):
-    id: str
-    name: str
+    @property
+    def id(self) -> str: ...  # read-only: a rule's are properties
+
+    @property
+    def name(self) -> str: ...
 
     def matches(self, selector: str) -> bool: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from advisor.facts import values as v
 from advisor.facts.model import Call, Event, EventKind, Expr, FileFacts, Loop, Scope, Stmt
@@ -14,7 +15,7 @@ from advisor.torchapi import DETACHING_BUILTINS, DETACHING_METHODS
 
 def _backwarded(facts: FileFacts, scope: Scope) -> set[str]:
     """Names on which backward() is called in this scope (the graph-carrying losses)."""
-    names = set()
+    names: set[str] = set()
     for stmt in facts.stmts:
         if stmt.scope is scope:
             for event in stmt.events:
@@ -89,26 +90,25 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
 
 
 def _diagnose(facts: FileFacts, stmt: Stmt, event: Event, cache) -> Diagnostic | None:
+    # check() passes only events with a target and a value
+    target, value = cast(str, event.target), cast(Expr, event.value)
     loop = stmt.loops[-1]
-    if not _created_outside(stmt, event.target, loop):
+    if not _created_outside(stmt, target, loop):
         return None
     key = id(stmt.scope)
     if key not in cache:
         cache[key] = _backwarded(facts, stmt.scope)
     backwarded = cache[key]
-    losses = [
-        n for n in event.value.live if n != event.target and _graph_loss(facts, n, stmt, backwarded)
-    ]
-    inline = _inline_loss_call(facts, event.value, stmt)
+    losses = [n for n in value.live if n != target and _graph_loss(facts, n, stmt, backwarded)]
+    inline = _inline_loss_call(facts, value, stmt)
     if not losses and inline is None:
         return None
-    if event.target in backwarded or protected_by_no_grad(facts, stmt):
+    if target in backwarded or protected_by_no_grad(facts, stmt):
         return None
-    if {x.kind for x in v.text_values(facts, event.target, stmt.scope)} & {v.TENSOR}:
+    if {x.kind for x in v.text_values(facts, target, stmt.scope)} & {v.TENSOR}:
         return None
-    name = losses[0] if losses else f"{inline.text}(...)"
+    name = losses[0] if losses else f"{cast(Call, inline).text}(...)"  # no losses: an inline call
     description = f"accumulate a number: `{name}.item()` (or `{name}.detach()`)"
-    value = event.value
     whole = (losses and value.kind == "name" and value.text == losses[0]) or (
         inline is not None and value.kind == "call" and value.call is inline
     )

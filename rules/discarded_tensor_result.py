@@ -11,7 +11,7 @@ from advisor import torchapi
 from advisor.facts.data import Array, Prediction, data_of
 from advisor.facts.kinds import Kind, is_known_other, kinds_of
 from advisor.facts.model import Call, Expr, FileFacts, Scope, Stmt
-from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
+from advisor.findings import CERTAIN, LIKELY, Confidence, Diagnostic, Fix
 from advisor.rule import WARNING, Rule
 
 CELL_MARKERS = ("# %%", "#%%", "# In[")
@@ -67,7 +67,7 @@ def _plausible(call: Call, op: torchapi.Operation) -> bool:
     return True
 
 
-def _method_call(facts: FileFacts, call: Call, stmt: Stmt) -> tuple[str, str] | None:
+def _method_call(facts: FileFacts, call: Call, stmt: Stmt) -> tuple[str, Confidence] | None:
     """(what the receiver is, confidence) when this method call's result is thrown away."""
     method, receiver = call.method, call.receiver
     if method is None or receiver is None or method.endswith("_"):
@@ -219,7 +219,7 @@ def _short(facts: FileFacts, node: cst.CSTNode, fallback: str) -> str:
 
 
 def _diagnostic(
-    facts: FileFacts, call: Call, subject: Expr, method: str, kind: str, confidence: str
+    facts: FileFacts, call: Call, subject: Expr, method: str, kind: str, confidence: Confidence
 ) -> Diagnostic:
     fallback = f"{call.text}(...)" if call.text else f"<expression>.{method}(...)"
     code = _short(facts, call.node, fallback)

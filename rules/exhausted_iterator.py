@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import libcst as cst
 
 from advisor.autofix import fix_or_hint, placements, statement_code
 from advisor.facts import values as v
 from advisor.facts.hyperparameters import constant
-from advisor.facts.model import Binding, Expr, FileFacts, Loop, Scope, Stmt
+from advisor.facts.model import Binding, Expr, FileFacts, Function, Loop, Scope, Stmt
 from advisor.findings import Diagnostic, Fix, NodeEdit
 from advisor.rule import ERROR, Rule
 
@@ -63,7 +64,9 @@ def _iterated_name(loop: Loop) -> str | None:
 
 def _self_attribute(expr: Expr) -> bool:
     return (
-        expr.kind == "attr" and (expr.text or "").count(".") == 1 and expr.text.startswith("self.")
+        expr.kind == "attr"
+        and (expr.text or "").count(".") == 1
+        and cast(str, expr.text).startswith("self.")  # it has a dot: there is a text
     )
 
 
@@ -74,7 +77,8 @@ def _attribute_iterator(facts: FileFacts, loop: Loop, name: str) -> Diagnostic |
     if not epochs or function is None or function.class_name is None:
         return None
     assigned = [s for s in facts.stmts if name in s.targets and s.scope.function is not None]
-    if not assigned or any(s.scope.function.name != "__init__" for s in assigned):
+    # each of them is in a function (filtered just above)
+    if not assigned or any(cast(Function, s.scope.function).name != "__init__" for s in assigned):
         return None
     values = v.text_values(facts, name, loop.scope)
     if values and all(value.kind == v.ITERATOR for value in values):
@@ -102,7 +106,7 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
                 continue
             value = _one_shot(facts, bindings, where)
             if value is not None:
-                use = _only_name(loop.node.iter, name)
+                use = _only_name(cast(cst.For, loop.node).iter, name)  # a name a for loop iterates
                 fix = fix_or_hint(_hint(name), _recreate, facts, name, bindings, use, loop, outer)
                 yield _diagnostic(loop, name, value, outer, fix)
             continue
@@ -113,7 +117,7 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
 def _through_parameter(facts: FileFacts, loop: Loop, name: str) -> Iterator[Diagnostic]:
     """`def train_epoch(batches): for x in batches: ...` called in an epoch loop with one
     iterator made before that loop."""
-    function = loop.scope.function
+    function = cast(Function, loop.scope.function)  # check(): the loop is in a function
     if name not in function.call_params:
         return
     index = function.call_params.index(name)
@@ -123,7 +127,8 @@ def _through_parameter(facts: FileFacts, loop: Loop, name: str) -> Iterator[Diag
         arg = call.arg(index, name)
         if arg is None or arg.kind != "name":
             continue
-        bindings, where = v.lookup(facts, arg.text, site.scope)
+        arg_name = cast(str, arg.text)  # a name has its text
+        bindings, where = v.lookup(facts, arg_name, site.scope)
         epochs = [outer for outer in site.loops if not _single_pass(outer, facts)]
         if not bindings or not epochs or where is not site.scope:
             continue
@@ -133,9 +138,9 @@ def _through_parameter(facts: FileFacts, loop: Loop, name: str) -> Iterator[Diag
         if value is not None:
             use = arg.node if site.loops[-1] is epochs[0] else None
             fix = fix_or_hint(
-                _hint(arg.text), _recreate, facts, arg.text, bindings, use, loop, epochs[0]
+                _hint(arg_name), _recreate, facts, arg_name, bindings, use, loop, epochs[0]
             )
-            yield _diagnostic(loop, arg.text, value, epochs[0], fix)
+            yield _diagnostic(loop, arg_name, value, epochs[0], fix)
             return
 
 
@@ -238,7 +243,8 @@ def _recreate(
     code = statement_code(facts, value)
     if "\n" in code or not _lazy(facts, value, creation):
         return hint
-    comment = made.statement.trailing_whitespace.comment
+    # the placement of a small statement: its SimpleStatementLine's
+    comment = cast(cst.SimpleStatementLine, made.statement).trailing_whitespace.comment
     return Fix(
         f"create the iterator in every epoch: iterate `{code}` itself and drop `{name}`",
         "safe",

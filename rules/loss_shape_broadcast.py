@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeGuard, cast
 
 import libcst as cst
 
 from advisor import torchapi
 from advisor.facts import values as v
+from advisor.facts.arrays import Shape
 from advisor.facts.data import Array, Prediction, broadcast, numel
 from advisor.facts.model import FileFacts
 from advisor.facts.regression import ELEMENTWISE, loss_arguments, regressions
@@ -36,11 +38,16 @@ def _pairs(facts: FileFacts):
         yield loss.node.node, loss.kind, loss.prediction, loss.target
 
 
-def _known(shape) -> bool:
+def _known(shape: Shape | None) -> TypeGuard[tuple[int, ...]]:
     return shape is not None and all(isinstance(d, int) for d in shape)
 
 
-def _shape_text(shape) -> str:
+def _size(shape: Shape) -> int:
+    """numel of a shape whose every dimension is known (then never None)."""
+    return cast(int, numel(shape))
+
+
+def _shape_text(shape: Shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
@@ -55,7 +62,8 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
         if not (_known(left) and _known(right)) or left == right:
             continue
         merged = broadcast(left, right)
-        if merged is None or numel(merged) <= max(numel(left), numel(right)):
+        # known shapes, so is their broadcast: each has a size
+        if merged is None or _size(merged) <= max(_size(left), _size(right)):
             continue
         seen.add(id(node))
         if len(left) > len(right):

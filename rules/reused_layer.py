@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from advisor.facts import values as v
 from advisor.facts.model import Call, ClassInfo, Expr, FileFacts, Scope
@@ -134,15 +135,16 @@ def _sequential_repeats(facts: FileFacts) -> Iterator[Diagnostic]:
         for arg in call.args:
             if arg.kind != "name":
                 continue
-            named_shared = any(word in arg.text.lower() for word in SHARING_WORDS)
-            if arg.text in seen and not named_shared and _parameterised(facts, arg, stmt.scope):
+            text = cast(str, arg.text)  # a name has its text
+            named_shared = any(word in text.lower() for word in SHARING_WORDS)
+            if text in seen and not named_shared and _parameterised(facts, arg, stmt.scope):
                 yield Diagnostic(
                     arg.node,
-                    f"`{arg.text}` appears twice in this nn.Sequential: both positions share "
+                    f"`{text}` appears twice in this nn.Sequential: both positions share "
                     "one set of weights",
                     fix=Fix("create a separate layer for each position"),
                 )
-            seen.add(arg.text)
+            seen.add(text)
 
 
 def check(facts: FileFacts) -> Iterator[Diagnostic]:

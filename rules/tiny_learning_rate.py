@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from advisor.curvature import (
     ADAM_STEP_BOUND,
@@ -12,6 +13,7 @@ from advisor.curvature import (
     round_step,
     step_check,
 )
+from advisor.facts.data import Array, LinearModel
 from advisor.facts.model import FileFacts
 from advisor.facts.regression import Regression
 from advisor.findings import CERTAIN, LIKELY, Diagnostic
@@ -74,8 +76,10 @@ def _adaptive(regression: Regression):
         return None
     import numpy as np
 
-    distance = float(np.max(np.abs(analysis.solution)))
-    inputs = regression.model.inputs or analysis.solution.shape[0]
+    # analyse() answers only where the data and the model are known: the solution is an array
+    solution = cast("np.ndarray", analysis.solution)
+    distance = float(np.max(np.abs(solution)))
+    inputs = cast(LinearModel, regression.model).inputs or solution.shape[0]
     start = 1.0 / inputs**0.5  # nn.Linear starts within ±1/sqrt(inputs)
     reach = ADAM_STEP_BOUND * regression.step_size * regression.steps + start
     if distance <= 10 * reach:
@@ -95,7 +99,8 @@ def _adaptive(regression: Regression):
         "reach": reach,
         "suggested_lr": suggested,
     }
-    return message, CERTAIN if regression.features.exact else LIKELY, evidence, suggested
+    exact = cast(Array, regression.features).exact  # analysed: the features are known
+    return message, CERTAIN if exact else LIKELY, evidence, suggested
 
 
 def _without_data(regression: Regression):

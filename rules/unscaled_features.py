@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from advisor.curvature import analyse, figure, round_step, stable_step
+from advisor.facts.data import LinearModel
 from advisor.facts.model import FileFacts
 from advisor.facts.regression import regressions
 from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
@@ -35,11 +37,12 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
         means = ", ".join(figure(m) for m in analysis.column_means[:6])
         spreads = ", ".join(figure(s) for s in analysis.column_spreads[:6])
         more = ", ..." if len(analysis.column_means) > 6 else ""
-        has_bias = regression.model.bias or constant > 0
+        model = cast(LinearModel, regression.model)  # analysed: the model is known
+        has_bias = model.bias or constant > 0
         bias = "" if has_bias else " and add a bias"
-        if constant and not regression.model.bias:
+        if constant and not model.bias:
             bias = " (keep the constant column: it is the bias)"
-        scale = regression.curvature_scale * analysis.rows
+        scale = cast(float, regression.curvature_scale) * analysis.rows  # analysed: known
         lr = round_step(stable_step(analysis.standardized.largest * scale) / 2)
         message = (
             f"features reach the model unscaled (column means {means}{more}; spreads "
@@ -62,7 +65,7 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
                 "column_means": list(analysis.column_means),
                 "column_spreads": list(analysis.column_spreads),
                 "suggested_lr": lr,
-                "bias": regression.model.bias,
+                "bias": model.bias,
             },
         )
 

@@ -28,7 +28,7 @@ def _releafing(call: Call) -> bool:
     return call.method in _RELEAF_METHODS or "requires_grad" in call.kwargs
 
 
-def _releafed(facts: FileFacts, stmt: Stmt, target: str) -> bool:
+def _releafed(facts: FileFacts, stmt: Stmt, target: str | None) -> bool:
     """`w = (w - lr * w.grad).detach().requires_grad_()` or a later `w.requires_grad_()`."""
     value = stmt.value
     if value is not None and value.call is not None and _releafing(value.call):
@@ -49,7 +49,7 @@ def _releafed(facts: FileFacts, stmt: Stmt, target: str) -> bool:
     return False
 
 
-def _loop_variable(stmt: Stmt, target: str) -> Loop | None:
+def _loop_variable(stmt: Stmt, target: str | None) -> Loop | None:
     for loop in reversed(stmt.loops):
         if target in loop.targets:
             return loop

@@ -100,8 +100,8 @@ def check(facts: FileFacts) -> Iterator[Diagnostic]:
             trained = _trained_names(facts)
         start, end = span
         identities = set()
-        for name in trained:
-            identities |= _identities(facts, name, scope)
+        for trained_name in trained:
+            identities |= _identities(facts, trained_name, scope)
         after = [s for s in facts.stmts if s.scope is scope and s.order > end]
         suspects: list[tuple[Call, Stmt, str]] = []
         evaluated_trained = False

@@ -13,20 +13,20 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from advisor.findings import Diagnostic, FileError, Finding
+from advisor.findings import CONFIRMED, Diagnostic, FileError, Finding
 from advisor.numbers import figure
 from advisor.pipeline import CheckedFile, analyse, internal_error, locate, mentions_torch
 
 if TYPE_CHECKING:
     import libcst as cst
 
+    from advisor.facts.regression import Regression
     from advisor.probe.datafile import DataOption
     from advisor.probe.verdict import Verdict
     from advisor.rule import Rule
 
-CONFIRMED = "confirmed"
 
 ProbeStatus = Literal[
     "converged", "not converged", "diverged", "unknown", "no data", "not applicable", "failed"
@@ -121,7 +121,8 @@ class Probe:
         if not self._data_read:
             from advisor.probe.datafile import given
 
-            self._data = given(self.options.data, self.options.scheduler)
+            # asked for only where there is a --data option
+            self._data = given(cast("DataOption", self.options.data), self.options.scheduler)
             self._data_read = True
         return self._data
 
@@ -228,10 +229,10 @@ class _Runner:
         return self.capture().problem if self.runnable else None
 
 
-def _distinct(found: list) -> list:
+def _distinct(found: list[Regression]) -> list[Regression]:
     """One regression per loss: a helper's loop and the loop that calls it train one model;
     the one that knows more steps (the outer) tells the whole training."""
-    best: dict[int, object] = {}
+    best: dict[int, Regression] = {}
     for regression in found:
         key = id(regression.loss.node)
         other = best.get(key)

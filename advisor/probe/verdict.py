@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -239,11 +239,12 @@ def _judge(problem: Problem, budget: float) -> Verdict:
     verdict.reasons = _reasons(verdict)
     if verdict.status == "not converged" and _batch_noise(problem, optimum.loss, scale):
         verdict.reasons = [r for r in verdict.reasons if r[0] != "too-few-steps"]
+        lr = cast(Optimizer, optimizer).lr  # a replay ran: there is an optimizer
         verdict.reasons.append(
             (
                 "mini-batch-noise",
                 f"with batches of {problem.rows_per_step} the gradient is noisy: at lr "
-                f"{figure(optimizer.lr)} the loss settles on a floor above the optimum, where "
+                f"{figure(lr)} the loss settles on a floor above the optimum, where "
                 f"the same lr on the full batch converges; decay the lr or grow the batch",
             )
         )
@@ -332,7 +333,8 @@ def _slow_progress(problem: Problem, run: Replay, target: np.ndarray) -> float |
 def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
     from advisor.curvature import figure
 
-    problem, shape, reasons = verdict.problem, verdict.curvature, []
+    problem, shape = verdict.problem, verdict.curvature
+    reasons: list[tuple[str, str]] = []
     optimizer = problem.optimizer
     if verdict.status == "converged" or optimizer is None:
         return reasons
@@ -365,10 +367,11 @@ def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
         )
     if problem.loss.broadcast and verdict.shape_fixed is not None:
         fixed = float(np.median(verdict.shape_fixed.final))
+        final = cast(float, verdict.final)  # set with the replay, before the reasons
         effect = (
             f"with the shape fixed the same training ends at {figure(fixed)} instead of "
-            f"{figure(verdict.final)}"
-            if abs(fixed - verdict.final) > 1e-3 * max(abs(fixed), 1e-300)
+            f"{figure(final)}"
+            if abs(fixed - final) > 1e-3 * max(abs(fixed), 1e-300)
             else f"at this lr it barely shows yet ({figure(fixed)} with either shape), but the "
             f"training is pulled towards the wrong answer"
         )
