@@ -185,3 +185,50 @@ def test_an_unknown_library_handed_the_optimizer_may_change_the_lr() -> None:
     assert regression.scheduled
     (plain,) = regressions(facts_of(LR_MODEL))
     assert not plain.scheduled
+
+
+def _training_steps(source: str) -> list:
+    from advisor.facts.training import training_loops
+
+    return training_loops(facts_of(source))
+
+
+def test_an_unresolved_name_is_no_optimizer_whatever_it_is_called() -> None:
+    """`optimizer` handed in by code outside the file may be anything: no training is read
+    into it; the same helper called with a constructed optimizer is a training."""
+    helper = """
+    def fit(net, optimizer, batches):
+        for xb, yb in batches:
+            loss = ((net(xb) - yb) ** 2).mean()
+            loss.backward()
+            optimizer.step()
+    """
+    assert _training_steps(helper) == []
+    called = (
+        helper
+        + """
+    import torch
+    model = torch.nn.Linear(3, 1)
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), [])
+    """
+    )
+    assert len(_training_steps(called)) == 1
+
+
+def test_an_unresolved_callee_is_no_model_whatever_it_is_called() -> None:
+    from advisor.facts.training import is_model_call
+
+    facts = facts_of(
+        """
+        import torch
+        pred = model(x)
+        built = torch.nn.Linear(3, 1)
+        out = built(x)
+        """
+    )
+    calls = {call.text: (call, stmt) for call, stmt in facts.calls.get("model", [])}
+    calls |= {call.text: (call, stmt) for call, stmt in facts.calls.get("built", [])}
+    model_call, model_stmt = calls["model"]
+    built_call, built_stmt = calls["built"]
+    assert not is_model_call(facts, model_call, model_stmt.scope)
+    assert is_model_call(facts, built_call, built_stmt.scope)
