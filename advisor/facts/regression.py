@@ -58,9 +58,11 @@ class Regression:
     steps: int | None  # optimizer steps the script runs
     step_size: float | None  # what multiplies the gradient of the loss in an update
     rule: str  # sgd, adaptive, manual, other
-    lr_node: object = field(default=None, repr=False)  # the syntax node where the lr is written
+    lr_node: cst.CSTNode | None = field(default=None, repr=False)  # where the lr is written
     scheduled: bool = False  # the lr changes while training: a scheduler, `group["lr"] = ...`
     clipped: bool = False  # gradients are clipped: a too-large step oscillates, bounded
+    # curvature.analyse's answer, once asked: its Analysis, or False for none
+    _analysis: object = field(default=None, init=False, repr=False)
 
     def describe_step(self, step: float) -> str:
         """How a message names the step: `lr=1e-10`, or the update's step for a hand-written one."""
