@@ -14,7 +14,9 @@ from __future__ import annotations
 import cmath
 import math
 from dataclasses import dataclass
+from typing import cast
 
+from advisor.facts.arrays import Array
 from advisor.facts.regression import Regression
 from advisor.numbers import figure
 
@@ -156,7 +158,7 @@ def analyse(regression: Regression) -> Analysis | None:
     """The numbers of a regression whose data and model are known; None otherwise."""
     cached = getattr(regression, "_analysis", None)
     if cached is not None:
-        return cached if cached is not False else None
+        return cast(Analysis, cached) if cached is not False else None
     result = _analyse(regression)
     regression._analysis = result if result is not None else False
     return result
@@ -269,7 +271,7 @@ def step_check(regression: Regression) -> StepCheck | None:
         stable_step(largest, momentum, nesterov),
         steps_needed(step, smallest, momentum, nesterov),
         regression.steps,
-        regression.features.exact,
+        cast(Array, regression.features).exact,  # analysed, so its data are known
     )
 
 

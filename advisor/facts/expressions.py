@@ -72,6 +72,7 @@ class ExpressionSummarizer:
         return Expr(node, "literal", const=float(node.value.replace("_", "")))
 
     def _SimpleString(self, node: cst.SimpleString) -> Expr:
+        value: object  # the string's value, or NOTHING
         try:
             value = node.evaluated_value
         except Exception:  # an escape Python itself would reject: no constant
@@ -263,7 +264,7 @@ class ExpressionSummarizer:
     def _combine(self, node: cst.BaseExpression, kind: str, parts: list[Expr]) -> Expr:
         return Expr(node, kind, **_merge(parts))
 
-    def _generic(self, node: cst.CSTNode, kind: str) -> Expr:
+    def _generic(self, node: cst.BaseExpression, kind: str) -> Expr:
         parts = [
             self.summarize(child)
             for child in node.children

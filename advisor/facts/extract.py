@@ -3,6 +3,8 @@ functions, classes, imports and the ordered training events of every block."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import libcst as cst
 
 from advisor.facts import events as ev
@@ -12,6 +14,7 @@ from advisor.facts.model import (
     Binding,
     Block,
     Branch,
+    Call,
     ClassInfo,
     Expr,
     FileFacts,
@@ -46,12 +49,15 @@ def _target_positions(target: cst.BaseExpression, at: tuple[int, ...]):
 def _mutated_name(expr: Expr | None) -> str | None:
     """The name an in-place method chain changes: `X` in `X.sub_(m).div_(s)`."""
     changed = False
-    while expr is not None and expr.kind == "call" and expr.call.receiver is not None:
-        method = expr.call.method or ""
+    while expr is not None and expr.kind == "call":
+        call = cast(Call, expr.call)  # a call's summary always has its call
+        if call.receiver is None:
+            break
+        method = call.method or ""
         if not method.endswith("_") or method.startswith("_"):
             return None
         changed = True
-        expr = expr.call.receiver
+        expr = call.receiver
     if changed and expr is not None and expr.kind == "name":
         return expr.text
     return None
@@ -92,13 +98,21 @@ class _Context:
 
     __slots__ = ("scope", "no_grad", "loops", "function", "class_info", "owner")
 
-    def __init__(self, scope, no_grad, loops, function, class_info, owner=None):
-        self.scope: Scope = scope
-        self.no_grad: bool = no_grad
-        self.loops: tuple[Loop, ...] = loops
-        self.function: Function | None = function
-        self.class_info: ClassInfo | None = class_info  # the class whose body this is
-        self.owner: ClassInfo | None = owner  # the class of the method being walked
+    def __init__(
+        self,
+        scope: Scope,
+        no_grad: bool,
+        loops: tuple[Loop, ...],
+        function: Function | None,
+        class_info: ClassInfo | None,
+        owner: ClassInfo | None = None,
+    ) -> None:
+        self.scope = scope
+        self.no_grad = no_grad
+        self.loops = loops
+        self.function = function
+        self.class_info = class_info  # the class whose body this is
+        self.owner = owner  # the class of the method being walked
 
     def replace(self, **changes) -> _Context:
         values = {name: getattr(self, name) for name in self.__slots__}
@@ -156,7 +170,9 @@ class FactsExtractor:
         if op == "assign":
             found.extend(ev.assign_events(node, stmt.targets, stmt.value))
         elif op == "aug":
-            found.extend(ev.augassign_events(node, stmt.targets[0], stmt.aug_op, stmt.value))
+            # an aug statement always has its operator and its value
+            aug_op, value = cast(str, stmt.aug_op), cast(Expr, stmt.value)
+            found.extend(ev.augassign_events(node, stmt.targets[0], aug_op, value))
         elif op == "del":
             found.extend(ev.delete_events(node, stmt.targets))
         stmt.events = tuple(found)
@@ -221,7 +237,7 @@ class FactsExtractor:
             if name is not None:
                 ctx.scope.mutate(name, stmt)
         elif isinstance(node, cst.Assign):
-            value = self._expr(node.value, ctx)
+            value: Expr | None = self._expr(node.value, ctx)
             targets: list[str] = []
             for target in node.targets:
                 targets.extend(self._target_text(target.target, ctx))
@@ -241,14 +257,15 @@ class FactsExtractor:
                 self._record_attributes(targets, value, ctx)
         elif isinstance(node, cst.AugAssign):
             value = self._expr(node.value, ctx)
-            targets = self._target_text(node.target, ctx) or [None]
+            # None where the target has no dotted text (`f().x += 1`)
+            aug_targets: list[str | None] = [*self._target_text(node.target, ctx)] or [None]
             op = node.operator.__class__.__name__
             stmt = self._stmt(
                 node,
                 "aug",
                 ctx,
                 block,
-                targets=tuple(targets),
+                targets=tuple(aug_targets),
                 value=value,
                 aug_op=_AUG_OPS.get(op, op),
             )
@@ -256,8 +273,8 @@ class FactsExtractor:
                 ctx.scope.bind(
                     Binding(node.target.value, "aug", stmt.order, value, stmt, ctx.loops)
                 )
-            elif _changed_in_place(node.target) is not None:
-                ctx.scope.mutate(_changed_in_place(node.target), stmt)
+            elif (changed := _changed_in_place(node.target)) is not None:
+                ctx.scope.mutate(changed, stmt)
         elif isinstance(node, cst.Return):
             value = self._expr(node.value, ctx) if node.value is not None else None
             self._stmt(node, "return", ctx, block, value=value)
@@ -278,7 +295,12 @@ class FactsExtractor:
                 if part is not None:
                     self._stmt(node, "other", ctx, block, value=self._expr(part, ctx))
 
-    def _compound(self, node: cst.BaseCompoundStatement, ctx: _Context, block: Block) -> None:
+    def _compound(
+        self,
+        node: cst.BaseStatement | cst.BaseSmallStatement,  # a small one in `class C: pass`
+        ctx: _Context,
+        block: Block,
+    ) -> None:
         if isinstance(node, cst.FunctionDef):
             self._function(node, ctx, block)
         elif isinstance(node, cst.ClassDef):
@@ -343,7 +365,8 @@ class FactsExtractor:
         if isinstance(node.body, cst.IndentedBlock):
             self._block(node.body.body, inner, scope.body)
         else:
-            self._block([cst.SimpleStatementLine(body=node.body.body)], inner, scope.body)
+            suite = cast(cst.SimpleStatementSuite, node.body)  # `def f(): return x`
+            self._block([cst.SimpleStatementLine(body=suite.body)], inner, scope.body)
         self._functions.pop()
 
     def _class(self, node: cst.ClassDef, ctx: _Context, block: Block) -> None:

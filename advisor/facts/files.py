@@ -104,7 +104,7 @@ def _parse(
     body = rows[skip:]
     if not body or len({len(row) for row in body}) != 1:
         return None
-    values, text = _numbers(body)
+    values, text_columns = _numbers(body)
     if values is None:
         return None
     usecols = options.get("usecols")
@@ -118,11 +118,11 @@ def _parse(
         if not all(-values.shape[1] <= c < values.shape[1] for c in usecols):
             return None
         values = values[:, list(usecols)]
-        text = [text[c] for c in usecols]
+        text_columns = [text_columns[c] for c in usecols]
         names = tuple(names[c] for c in usecols) if names else None
     elif usecols is not None:
         return None
-    if any(text) and loader_reads_text is False:
+    if any(text_columns) and loader_reads_text is False:
         return None  # np.loadtxt stops at a text cell: the script fails, nothing to follow
     if not table:  # numpy squeezes a single column to (N,) unless ndmin=2
         ndmin = options.get("ndmin", 0)

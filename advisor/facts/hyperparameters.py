@@ -8,11 +8,12 @@ Numbers are followed through module constants and through the parameters of help
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from advisor import torchapi
 from advisor.facts import values as v
 from advisor.facts.flow import Occurrence
-from advisor.facts.model import NOTHING, EventKind, Expr, FileFacts, Loop, Scope
+from advisor.facts.model import NOTHING, EventKind, Expr, FileFacts, Function, Loop, Scope
 from advisor.facts.training import stepped_optimizer, training_loops
 
 _MAX_DEPTH = 6
@@ -29,13 +30,14 @@ def constant(facts: FileFacts, expr: Expr | None, scope: Scope, depth: int = 0) 
         return arithmetic(expr, left, right)
     if expr.kind != "name":
         return NOTHING
-    bindings, where = v.lookup(facts, expr.text, scope)
+    bindings, where = v.lookup(facts, cast(str, expr.text), scope)  # a name's text is the name
     found = set()
     for binding in bindings:
+        bound_in = cast(Scope, where)  # a binding was found, so in some scope
         if binding.kind == "assign" and binding.value is not None:
-            found.add(_hashable(constant(facts, binding.value, where, depth + 1)))
+            found.add(_hashable(constant(facts, binding.value, bound_in, depth + 1)))
         elif binding.kind == "unpack" and unpacked_element(binding) is not None:
-            found.add(_hashable(constant(facts, unpacked_element(binding), where, depth + 1)))
+            found.add(_hashable(constant(facts, unpacked_element(binding), bound_in, depth + 1)))
         elif binding.kind == "param" and where is not None and where.function is not None:
             found |= _param_constants(facts, where, binding.name, depth + 1)
         else:
@@ -57,7 +59,7 @@ def unpacked_element(binding) -> Expr | None:
 
 
 def _param_constants(facts: FileFacts, scope: Scope, name: str, depth: int) -> set:
-    function = scope.function
+    function = cast(Function, scope.function)  # the caller checks: a function's scope
     if name not in function.call_params:
         return {NOTHING}
     index = function.call_params.index(name)
@@ -160,12 +162,12 @@ def _optimizer_settings(facts: FileFacts, occurrence: Occurrence, config: Traini
             arg = call.arg(position, name) if position is not None else call.kwargs.get(name)
             setattr(config, name, _number(constant(facts, arg, where)))
         if known is not None and "dampening" in known.positions:
-            config.nesterov = (
-                constant(facts, call.arg(known.position("nesterov"), "nesterov"), where) is True
-            )
-            dampening = call.arg(known.position("dampening"), "dampening")
+            # SGD, the one optimizer with dampening, takes both positionally; its default 0.0
+            nesterov = call.arg(cast(int, known.position("nesterov")), "nesterov")
+            config.nesterov = constant(facts, nesterov, where) is True
+            dampening = call.arg(cast(int, known.position("dampening")), "dampening")
             config.dampening = (
-                known.defaults["dampening"]
+                cast(float, known.defaults["dampening"])
                 if dampening is None
                 else _number(constant(facts, dampening, where))
             )
@@ -176,10 +178,10 @@ def _loss_settings(facts: FileFacts, occurrence: Occurrence, config: TrainingCon
     loss = occurrence.event.value
     scope = occurrence.origin.scope
     if loss is not None and loss.kind == "name":
-        bindings, where = v.lookup(facts, loss.text, scope)
+        bindings, where = v.lookup(facts, cast(str, loss.text), scope)  # a name's text
         assigned = [b.value for b in bindings if b.kind == "assign" and b.value is not None]
         if len(assigned) == 1:
-            loss, scope = assigned[0], where
+            loss, scope = assigned[0], cast(Scope, where)  # bound, so in some scope
     if loss is None or loss.call is None:
         return
     call = loss.call

@@ -274,7 +274,9 @@ class FileFacts:
 
     def scopes(self) -> list[Scope]:
         """The module scope and every function's scope."""
-        return [self.scope, *(function.scope for function in self.functions.values())]
+        # the extraction pass sets the module scope before any query runs
+        module_scope = cast(Scope, self.scope)
+        return [module_scope, *(function.scope for function in self.functions.values())]
 
     def qualify(self, text: str | None) -> str | None:
         """`to.optim.SGD` -> `torch.optim.SGD` through the file's imports; None if not imported."""

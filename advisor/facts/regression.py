@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import libcst as cst
 
@@ -26,7 +27,7 @@ from advisor.facts.data import (
 from advisor.facts.evaluation import Context
 from advisor.facts.flow import Occurrence, over_parameters
 from advisor.facts.hyperparameters import TrainingConfig, training_configs
-from advisor.facts.model import NOTHING, EventKind, Expr, FileFacts, Loop
+from advisor.facts.model import NOTHING, Call, EventKind, Expr, FileFacts, Loop
 from advisor.facts.training import stepped_optimizer, training_loops
 
 # The short names (Loss.kind) of the elementwise regression losses.
@@ -57,9 +58,11 @@ class Regression:
     steps: int | None  # optimizer steps the script runs
     step_size: float | None  # what multiplies the gradient of the loss in an update
     rule: str  # sgd, adaptive, manual, other
-    lr_node: object = field(default=None, repr=False)  # the syntax node where the lr is written
+    lr_node: cst.CSTNode | None = field(default=None, repr=False)  # where the lr is written
     scheduled: bool = False  # the lr changes while training: a scheduler, `group["lr"] = ...`
     clipped: bool = False  # gradients are clipped: a too-large step oscillates, bounded
+    # curvature.analyse's answer, once asked: its Analysis, or False for none
+    _analysis: object = field(default=None, init=False, repr=False)
 
     def describe_step(self, step: float) -> str:
         """How a message names the step: `lr=1e-10`, or the update's step for a hand-written one."""
@@ -115,7 +118,7 @@ def _loss(facts: FileFacts, expr: Expr, ctx: Context, factor: float, depth: int)
         expr, ctx = _resolve(facts, expr, ctx)
         return _loss(facts, expr, ctx, factor, depth + 1) if expr is not None else None
     if expr.kind == "binop" and len(expr.operands) == 2:
-        op = type(expr.node.operator).__name__
+        op = _operator(expr)
         left, right = expr.operands
         if op in ("Divide", "Multiply"):
             scale = number_at(facts, right, ctx)
@@ -128,7 +131,7 @@ def _loss(facts: FileFacts, expr: Expr, ctx: Context, factor: float, depth: int)
         return None
     if expr.kind != "call":
         return None
-    call = expr.call
+    call = cast(Call, expr.call)  # a call's summary always has its call
     last = call.method or (call.text or "").rsplit(".", 1)[-1]
     qualified = facts.qualify(call.text) or ""
     if last in ("mean", "sum"):
@@ -164,7 +167,7 @@ def loss_arguments(facts: FileFacts, call, scope, before: int | None = None):
     return _loss_call(facts, call, None, Context(scope, {}, before), 0)
 
 
-def _loss_call(facts: FileFacts, call, expr: Expr, ctx: Context, depth: int):
+def _loss_call(facts: FileFacts, call, expr: Expr | None, ctx: Context, depth: int):
     """(kind, reduction, prediction, target) for `F.mse_loss(a, b)` or `criterion(a, b)`."""
     first, second = call.arg(0, "input"), call.arg(1, "target")
     if first is None or second is None:
@@ -212,7 +215,7 @@ def _elementwise(facts: FileFacts, expr: Expr, ctx: Context, depth: int):
         expr, ctx = _resolve(facts, expr, ctx)
         return _elementwise(facts, expr, ctx, depth + 1) if expr is not None else None
     if expr.kind == "binop" and len(expr.operands) == 2:
-        op = type(expr.node.operator).__name__
+        op = _operator(expr)
         left, right = expr.operands
         if op == "Power" and right.const == 2:
             return _difference(facts, left, ctx, "mse", 1.0)
@@ -230,7 +233,7 @@ def _elementwise(facts: FileFacts, expr: Expr, ctx: Context, depth: int):
         return None
     if expr.kind != "call":
         return None
-    call = expr.call
+    call = cast(Call, expr.call)  # a call's summary always has its call
     last = call.method or (call.text or "").rsplit(".", 1)[-1]
     if last in ("pow", "square", "abs"):
         inner = call.receiver if call.method and not facts.qualify(call.text) else call.arg(0)
@@ -246,9 +249,14 @@ def _elementwise(facts: FileFacts, expr: Expr, ctx: Context, depth: int):
     function = callee(facts, call, ctx.scope)
     if function is not None and not function.is_generator and len(function.returns) == 1:
         env = bind_arguments(function, call, ctx)
-        inner = ctx.deeper(scope=function.scope, env=env, before=None)
-        return _elementwise(facts, function.returns[0], inner, depth + 1)
+        inner_ctx = ctx.deeper(scope=function.scope, env=env, before=None)
+        return _elementwise(facts, function.returns[0], inner_ctx, depth + 1)
     return None
+
+
+def _operator(expr: Expr) -> str:
+    """The operator of a binop summary: `Divide`, `Subtract`, `Power`..."""
+    return type(cast(cst.BinaryOperation, expr.node).operator).__name__
 
 
 def _same_text(left: Expr, right: Expr) -> bool:
@@ -266,7 +274,7 @@ def _resolve(facts: FileFacts, expr: Expr, ctx: Context):
                 return None, ctx
             expr, ctx = arg.expr, arg.ctx
             continue
-        binding, where = reaching(facts, expr.text, ctx)
+        binding, where = reaching(facts, cast(str, expr.text), ctx)  # a name's text
         if binding is None or binding.kind != "assign" or binding.value is None:
             return None, ctx
         env = ctx.env if where is ctx.scope else {}
@@ -279,7 +287,7 @@ def _difference(facts: FileFacts, expr: Expr | None, ctx: Context, kind: str, fa
         expr, ctx = _resolve(facts, expr, ctx)
     if expr is None or expr.kind != "binop" or len(expr.operands) != 2:
         return None
-    if type(expr.node.operator).__name__ != "Subtract":
+    if _operator(expr) != "Subtract":
         return None
     sides = _sides(facts, *expr.operands, ctx)
     if sides is None:
@@ -456,7 +464,7 @@ def _gradient_coefficient(facts: FileFacts, expr: Expr | None, ctx: Context, dep
         return _gradient_coefficient(facts, expr.operands[0], ctx, depth + 1)
     if expr.kind != "binop" or len(expr.operands) != 2:
         return None
-    op = type(expr.node.operator).__name__
+    op = _operator(expr)
     left, right = expr.operands
     if op == "Multiply":
         for term, other in ((left, right), (right, left)):

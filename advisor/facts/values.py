@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 from advisor import torchapi
 from advisor.facts.model import Binding, Call, ClassInfo, Expr, FileFacts, Function, Scope, Stmt
@@ -112,12 +113,13 @@ def find_function(
 
 def find_method(facts: FileFacts, info: ClassInfo, name: str) -> Function | None:
     seen: set[str] = set()
-    while info is not None and info.name not in seen:
-        seen.add(info.name)
-        if name in info.methods:
-            return info.methods[name]
-        info = next(
-            (facts.classes[b.text] for b in info.bases if b.text in facts.classes),
+    current: ClassInfo | None = info
+    while current is not None and current.name not in seen:
+        seen.add(current.name)
+        if name in current.methods:
+            return current.methods[name]
+        current = next(
+            (facts.classes[b.text] for b in current.bases if b.text in facts.classes),
             None,
         )
     return None
@@ -235,7 +237,7 @@ def _constructor_sites(facts: FileFacts, init: Function) -> list[tuple[Call, Stm
     """Where instances run this `__init__`: `Trainer(...)` for its class or a subclass that
     inherits it, `super().__init__(...)` in a subclass's method. None where a subclass calls
     it as `Base.__init__(self, ...)`, whose arguments are shifted by one."""
-    sites = []
+    sites: list[tuple[Call, Stmt]] = []
     for name, info in facts.classes.items():
         if find_method(facts, info, "__init__") is init:
             sites.extend(
@@ -245,11 +247,11 @@ def _constructor_sites(facts: FileFacts, init: Function) -> list[tuple[Call, Stm
             )
     for call, stmt in facts.calls.get("__init__", []):
         caller = stmt.scope.function
-        info = facts.classes.get(caller.class_name or "") if caller is not None else None
-        if info is None or not any(
+        caller_class = facts.classes.get(caller.class_name or "") if caller is not None else None
+        if caller_class is None or not any(
             base.text in facts.classes
             and find_method(facts, facts.classes[base.text], "__init__") is init
-            for base in info.bases
+            for base in caller_class.bases
         ):
             continue
         made = call.receiver.call if call.receiver is not None else None
@@ -322,14 +324,16 @@ def _bindings_values(
 def _values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list[Value]:
     kind = expr.kind
     if kind == "name":
-        bindings, where = lookup(facts, expr.text, scope)
+        name = cast(str, expr.text)  # a name's text is the name itself
+        bindings, where = lookup(facts, name, scope)
         if not bindings:
-            if expr.text in BUILTIN_NAMES or expr.text in facts.imports:
-                return [Value(UNKNOWN, expr.text)]
+            if name in BUILTIN_NAMES or name in facts.imports:
+                return [Value(UNKNOWN, name)]
             if facts.star_imports or facts.dynamic_names:
                 return [Value(UNKNOWN)]
-            return [Value(UNDEFINED, expr.text, expr)]
-        return _bindings_values(facts, expr.text, bindings, where, depth)
+            return [Value(UNDEFINED, name, expr)]
+        # bindings were found, so in some scope
+        return _bindings_values(facts, name, bindings, cast(Scope, where), depth)
     if kind == "attr":
         return _attribute_values(facts, expr, scope, depth)
     if kind == "call":
@@ -371,7 +375,7 @@ def _init_scope(facts: FileFacts, info: ClassInfo) -> Scope | None:
 
 
 def _call_values(facts: FileFacts, expr: Expr, scope: Scope, depth: int) -> list[Value]:
-    call = expr.call
+    call = cast(Call, expr.call)  # only for kind == "call", which always has its call
     text = call.text
     qualified = facts.qualify(text) or ""
     last = (text or "").rsplit(".", 1)[-1]
@@ -465,7 +469,8 @@ def text_values(facts: FileFacts, text: str | None, scope: Scope) -> list[Value]
         bindings, where = lookup(facts, text, scope)
         if not bindings:
             return [Value(UNDEFINED if text not in BUILTIN_NAMES else UNKNOWN, text)]
-        return _bindings_values(facts, text, bindings, where, 0)
+        # bindings were found, so in some scope
+        return _bindings_values(facts, text, bindings, cast(Scope, where), 0)
     owner, _, attr = text.rpartition(".")
     if owner in ("self", "cls"):
         info = class_of(facts, owner, scope)
