@@ -169,8 +169,6 @@ loss = F.mse_loss(pred, y)
     flag=(
         """
 import torch.nn.functional as F
-from torch import nn
-model = nn.Linear(3, 1)
 pred = model(x)
 loss = F.mse_loss(y, pred)  # expect: loss-argument-order
 """,

@@ -9,6 +9,7 @@ from advisor.facts import values as v
 from advisor.facts.flow import occurrences
 from advisor.facts.model import Call, EventKind, FileFacts, Scope, Stmt
 from advisor.facts.training import (
+    MODEL_WORDS,
     PARAMETERISED_LAYERS,
     is_loss_call,
     is_model_call,
@@ -21,9 +22,6 @@ from advisor.findings import CERTAIN, LIKELY, Diagnostic, Fix
 from advisor.rule import ERROR, Rule
 
 _MODEL_KINDS = frozenset({v.MODULE, v.MODEL_FN})
-# An undefined name is a NameError whatever it holds; it is reported as the model evaluated
-# after training when it reads as one (or stands where the loss expects a prediction).
-_MODEL_WORDS = ("model", "net", "network", "regressor")
 
 
 def _trained_names(facts: FileFacts) -> set[str]:
@@ -159,8 +157,8 @@ def _suspect(
         lowered = name.lower().rsplit(".", 1)[-1]
         if (
             _in_loss_call(facts, call, stmt)
-            or lowered.startswith(_MODEL_WORDS)
-            or lowered.endswith(_MODEL_WORDS)
+            or lowered.startswith(MODEL_WORDS)
+            or lowered.endswith(MODEL_WORDS)
         ):
             return "not defined anywhere in this file"
         if any(_misspelt(name, model) for model in trained):

@@ -164,7 +164,22 @@ def is_model_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
         return bool(found)
     if not found <= {v.UNKNOWN, v.UNDEFINED} or not call.text:
         return False
-    return used_as_module(facts, call.text, scope)
+    return used_as_module(facts, call.text, scope) or _named_as_model(call.text)
+
+
+# Where nothing in the file resolves a callee (a parameter never bound, an undefined name),
+# how a model's name reads: `model`, `self.net`, `value_network` (not `build_model`).
+MODEL_NAMES = frozenset(
+    {"model", "net", "network", "regressor", "classifier", "encoder", "decoder"}
+)
+MODEL_BUILDERS = ("build_", "make_", "create_", "get_", "load_", "init_", "new_", "construct_")
+
+
+def _named_as_model(text: str) -> bool:
+    name = text.rsplit(".", 1)[-1].lower()
+    if name.startswith(MODEL_BUILDERS):
+        return False
+    return name in MODEL_NAMES or any(name.endswith("_" + word) for word in MODEL_NAMES)
 
 
 def used_as_module(facts: FileFacts, text: str, scope: Scope) -> bool:

@@ -23,23 +23,31 @@ class TrainingCache:
     loops: list[tuple[Loop, list[Occurrence]]] | None = None  # training_loops(facts)
 
 
+def _last(text: str | None) -> str:
+    return (text or "").rsplit(".", 1)[-1].lower()
+
+
 def is_optimizer(facts: FileFacts, text: str | None, scope: Scope) -> bool:
-    """An optimizer by construction (in this file, or passed in by a call of this file);
-    never by its name: where nothing resolves it, it is no optimizer."""
+    """An optimizer by construction, or by name where its construction is out of sight."""
     if not text:
         return False
-    return v.OPTIMIZER in {value.kind for value in v.text_values(facts, text, scope)}
+    found = {value.kind for value in v.text_values(facts, text, scope)}
+    if v.OPTIMIZER in found:
+        return True
+    if found - {v.UNKNOWN, v.UNDEFINED}:
+        return False
+    name = _last(text)
+    return ("opt" in name or "solver" in name) and "sched" not in name
 
 
 def stepped_optimizer(facts: FileFacts, occurrence: Occurrence) -> str | None:
-    """The optimizer a STEP event steps: `opt` of `opt.step()`, or of `scaler.step(opt)`
-    (a wrapper's step handed an optimizer)."""
+    """The optimizer a STEP event steps: `opt` of `opt.step()` or of `scaler.step(opt)`."""
     event = occurrence.event
     scope = occurrence.origin.scope
     if is_optimizer(facts, event.target, scope):
         return event.target
     call = event.call
-    if call is not None and call.args:
+    if call is not None and call.args and "scaler" in _last(event.target):
         candidate = call.args[0].text
         if is_optimizer(facts, candidate, scope):
             return candidate
@@ -108,9 +116,13 @@ def callee_kinds(facts: FileFacts, call: Call, scope: Scope) -> set[str]:
     return found
 
 
+# How a model reads where nothing in the file resolves it (a snippet's undefined `model`).
+MODEL_WORDS = ("model", "net", "network", "regressor")
+
+
 def is_model_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
-    """A call of a model: by construction, or by use where the construction is out of sight
-    (kinds.used_as_module). Never by its name: where nothing resolves it, it is no model."""
+    """A call of a model: by construction, by use where the construction is out of sight
+    (kinds.used_as_module), else by name."""
     if call.text == "self":
         return True
     found = callee_kinds(facts, call, scope)
@@ -118,7 +130,10 @@ def is_model_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
         return True
     if found - {v.UNKNOWN, v.UNDEFINED} or not call.text:
         return False
-    return used_as_module(facts, call.text, scope)
+    if used_as_module(facts, call.text, scope):
+        return True
+    name = _last(call.text)
+    return name.startswith(MODEL_WORDS) or name.endswith(MODEL_WORDS)
 
 
 def is_loss_call(facts: FileFacts, call: Call, scope: Scope) -> bool:
