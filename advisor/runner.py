@@ -218,8 +218,8 @@ def _check_selectors(
 
 
 class _RuleRef:
-    """A rule known by its id and name only (the cache's catalogue): enough to select rules
-    and find their settings, so that a run served from the cache never imports the rules."""
+    """A rule known by its id and name only (the cache's catalogue): enough to select rules,
+    so that a run served from the cache never imports the rules."""
 
     __slots__ = ("id", "name")
 
@@ -271,7 +271,7 @@ def check_paths(paths: Sequence[str], options: RunOptions | None = None) -> RunR
 
     finder = ConfigFinder(rules)
     # The rules a file gets depend only on its config and its per-file-ignores: work them
-    # out (and hash their settings for the cache) once per distinct pair, not once a file.
+    # out (and hash the selection for the cache key) once per distinct pair, not once a file.
     selections: dict[tuple[int, tuple[str, ...]], tuple[tuple[str, ...], str]] = {}
     use_stat = cache is not None and options.probe is None  # the probe needs every file's bytes
     stage = _probe_stage() if options.probe is not None else None
